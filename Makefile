@@ -1,0 +1,123 @@
+# libnimreward - build, test, install.
+#   make            libraries (build/lib) and tools (build/bin)
+#   make test       everything that needs no GPU (fixtures in ../shared), sanitizers and fuzz included
+#   make check      a quick subset
+#   make san        the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       each libFuzzer harness for a short budget (FUZZ_SECONDS=N for longer)
+#   make demo       build the demo model and score the example conversations
+#   make bench      nimreward-bench --device cpu
+#   make install / uninstall   honour PREFIX, DESTDIR, LIBDIR
+
+# The version lives once, in the header.
+VMAJOR := $(shell sed -n 's/^\#define RM_VERSION_MAJOR \([0-9]*\).*/\1/p' include/nimreward.h)
+VMINOR := $(shell sed -n 's/^\#define RM_VERSION_MINOR \([0-9]*\).*/\1/p' include/nimreward.h)
+VPATCH := $(shell sed -n 's/^\#define RM_VERSION_PATCH \([0-9]*\).*/\1/p' include/nimreward.h)
+VERSION := $(VMAJOR).$(VMINOR).$(VPATCH)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+GPU ?= 0
+
+CC ?= cc
+BUILD ?= build
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
+          -Iinclude -Ilib $(SANFLAGS)
+LDLIBS += -ljansson -lpcre2-8 -lopenblas -lm -lpthread -fopenmp $(SANFLAGS)
+
+LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC := $(wildcard lib/cli/*.c)
+CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c,$(CLI_SRC)))
+CLI_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter lib/cli/cli_%.c,$(CLI_SRC)))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+SONAME := libnimreward.so.$(VMAJOR)
+SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
+STATIC := $(BUILD)/lib/libnimreward.a
+PCFILE := $(BUILD)/lib/nimreward.pc
+
+.PHONY: all lib tools tests examples test check san fuzz demo bench install uninstall clean
+all: lib tools examples
+lib: $(SHARED) $(STATIC) $(PCFILE)
+tools: $(CLI_BIN)
+tests: $(TEST_BIN)
+examples: $(EXAMPLE_BIN)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/jinja/*.h lib/cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ) lib/nimreward.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/nimreward.map -o $@ $(LIB_OBJ) $(LDLIBS)
+	ln -sf libnimreward.so.$(VERSION) $(BUILD)/lib/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/lib/libnimreward.so
+
+$(PCFILE): pkgconfig/nimreward.pc.in include/nimreward.h
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# Tools and tests link the static library (they may use internal headers).
+$(BUILD)/bin/%: $(BUILD)/obj/lib/cli/%.o $(CLI_COMMON_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(STATIC) $(LDLIBS)
+
+# Examples use only the public API and link the shared library, as a user would.
+$(BUILD)/examples/%: examples/%.c include/nimreward.h $(SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -L$(BUILD)/lib -lnimreward -Wl,-rpath,'$$ORIGIN/../lib'
+
+test: all tests
+	BUILD=$(BUILD) tests/run.sh
+
+check: all tests
+	BUILD=$(BUILD) tests/run.sh --quick
+
+san:
+	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all tests
+	BUILD=build-san RM_SANITIZED=1 tests/run.sh --quick
+
+FUZZ_SECONDS ?= 8
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+demo: all
+	scripts/demo.sh
+
+bench: all
+	$(BUILD)/bin/nimreward-bench --device cpu
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/nimreward.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libnimreward.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnimreward.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/nimreward.h $(DESTDIR)$(LIBDIR)/libnimreward.so* \
+	      $(DESTDIR)$(LIBDIR)/libnimreward.a $(DESTDIR)$(LIBDIR)/pkgconfig/nimreward.pc
+	rm -f $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(CLI_BIN))
+
+clean:
+	rm -rf build build-san build-fuzz

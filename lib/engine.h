@@ -1,0 +1,53 @@
+/*
+ * engine.h - the one interface every forward-pass engine implements (the CPU
+ * engine today, CUDA next). An engine runs the decoder over a packed batch
+ * and returns the final-normed hidden state at the positions a head reads.
+ */
+#ifndef RM_ENGINE_H
+#define RM_ENGINE_H
+
+#include "common.h"
+#include "config.h"
+#include "weights.h"
+
+/* A packed batch: no padding. Sequence s has n_tokens[s] tokens; its first
+ * shared_len[s] tokens are the same as the first shared_len[s] tokens of an
+ * earlier sequence parent[s] (parent[s] < s, or -1 with shared_len 0), and
+ * the engine computes them once (prefix sharing, e.g. principles). */
+typedef struct rm_batch {
+    size_t n_seqs;
+    const int32_t *const *tokens;   /* tokens[s][0 .. n_tokens[s]) */
+    const size_t *n_tokens;
+    const int32_t *parent;          /* may be NULL: no sharing */
+    const size_t *shared_len;       /* may be NULL */
+} rm_batch;
+
+/* Work done, accumulated by the engine (see rm_counters). */
+typedef struct rm_engine_counters {
+    uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
+    uint64_t *layer_tokens;         /* n_layers entries, owned by the engine */
+} rm_engine_counters;
+
+typedef struct rm_engine rm_engine;
+
+typedef struct rm_engine_ops {
+    const char *name;               /* "cpu", "cuda" */
+    rm_status (*create)(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
+                        rm_err *err);
+    /* Writes batch->n_seqs rows of cfg->hidden floats into out_hidden: the
+     * final RMSNorm'ed hidden state of each sequence's last token. Only those
+     * positions are computed in the last layer. Thread-safe (scratch per call). */
+    rm_status (*forward)(rm_engine *e, const rm_batch *batch, float *out_hidden, rm_err *err);
+    /* out[i] = dot(rows[i] of matrix t, hidden) for n_rows rows (heads: score,
+     * lm_head rows). Converts only those rows. */
+    rm_status (*head_rows)(rm_engine *e, const rm_tensor *t, const int64_t *rows, size_t n_rows,
+                           const float *hidden, float *out, rm_err *err);
+    /* Snapshot / reset of the counters (thread-safe). */
+    void (*counters)(rm_engine *e, rm_engine_counters *out, uint64_t *layer_tokens_out);
+    void (*counters_reset)(rm_engine *e);
+    void (*destroy)(rm_engine *e);
+} rm_engine_ops;
+
+RM_INTERNAL extern const rm_engine_ops rm_engine_cpu;
+
+#endif

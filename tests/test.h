@@ -1,0 +1,52 @@
+/*
+ * test.h - the few macros every C test uses. Each test program prints
+ * "name: N passed, N failed" last; tests/run.sh adds them up.
+ * Fixtures are read in place from ../shared/fixtures (RM_FIXTURES overrides).
+ */
+#ifndef RM_TEST_H
+#define RM_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_passed, test_failed;
+
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (cond) {                                                               \
+            test_passed++;                                                        \
+        } else {                                                                  \
+            test_failed++;                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
+            fprintf(stderr, __VA_ARGS__);                                         \
+            fputc('\n', stderr);                                                  \
+        }                                                                         \
+    } while (0)
+
+static inline const char *test_fixtures(void) {
+    const char *f = getenv("RM_FIXTURES");
+    return f && *f ? f : "../shared/fixtures";
+}
+
+/* Builds "<fixtures>/<rel>" in a static buffer (one at a time). */
+static inline const char *fixture(const char *rel) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", test_fixtures(), rel);
+    return path;
+}
+
+/* Seed: fixed and printed, overridable with RM_SEED, so a failure replays. */
+static inline unsigned long long test_seed(void) {
+    const char *s = getenv("RM_SEED");
+    unsigned long long seed = s && *s ? strtoull(s, NULL, 0) : 0x5eed2026ULL;
+    fprintf(stderr, "seed: %llu (set RM_SEED to replay)\n", seed);
+    return seed;
+}
+
+static inline int test_summary(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
+    return test_failed != 0;
+}
+
+#endif
