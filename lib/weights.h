@@ -45,6 +45,11 @@ RM_INTERNAL rm_status rm_weights_open(rm_weights **out, const char *dir, rm_err 
 RM_INTERNAL const rm_tensor *rm_weights_find(const rm_weights *w, const char *name);
 RM_INTERNAL size_t rm_weights_bytes_mapped(const rm_weights *w);
 RM_INTERNAL int rm_weights_n_shards(const rm_weights *w);
+/* All tensors of all shards, sorted by name: i in [0, rm_weights_count). */
+RM_INTERNAL size_t rm_weights_count(const rm_weights *w);
+RM_INTERNAL const rm_tensor *rm_weights_tensor(const rm_weights *w, size_t i);
+/* The path of shard file `shard` (rm_tensor.shard), for messages; NULL if out of range. */
+RM_INTERNAL const char *rm_weights_shard_file(const rm_weights *w, int shard);
 RM_INTERNAL void rm_weights_close(rm_weights *w);
 
 /* Converts rows [row0, row0 + n_rows) of a 1-D or 2-D tensor to fp32 (a 1-D

@@ -1,0 +1,48 @@
+/*
+ * cli_common.h - what the command-line tools share: JSON-lines input and
+ * output, option values, the progress bar. The tools use only the public API
+ * plus jansson.
+ */
+#ifndef RM_CLI_COMMON_H
+#define RM_CLI_COMMON_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* Exit codes: the contract scripts depend on. */
+enum { CLI_OK = 0, CLI_FATAL = 1, CLI_USAGE = 2, CLI_SOME_FAILED = 3 };
+
+/* Opens -i / -o (NULL or "-" = stdin / stdout). Prints the error and returns NULL on failure. */
+FILE *cli_open_in(const char *path);
+FILE *cli_open_out(const char *path);
+
+/* Reads the next line (without its newline) into *line; returns its length,
+ * or -1 at end of input. *line is reused between calls; free it at the end. */
+long cli_read_line(FILE *in, char **line, size_t *cap);
+
+/* Parses one input line as a JSON object; on failure writes a message to
+ * err (size n) and returns NULL. */
+json_t *cli_parse_line(const char *line, size_t len, char *err, size_t n);
+
+/* Writes obj as one compact line (UTF-8 kept, floats shortest-for-float) and
+ * flushes. Steals the reference. Returns 0 on success. */
+int cli_write(FILE *out, json_t *obj);
+/* Writes {"error": msg}. */
+int cli_write_error(FILE *out, const char *msg);
+
+/* Parses a non-negative integer option value; returns -1 when malformed. */
+long cli_parse_count(const char *s);
+
+/* A progress bar on stderr, shown only when stderr is a terminal. */
+typedef struct cli_progress {
+    int enabled;
+    double start;
+    long total;        /* 0 when unknown */
+} cli_progress;
+void cli_progress_start(cli_progress *p, long total);
+void cli_progress_update(cli_progress *p, long done, long failed);
+void cli_progress_end(cli_progress *p);
+/* Lines in a file (for the progress bar's total); 0 for stdin or on error. */
+long cli_count_lines(const char *path);
+
+#endif

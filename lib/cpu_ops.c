@@ -1,0 +1,200 @@
+/*
+ * cpu_ops.c - the row operations of the CPU forward pass, in fp32, mirroring
+ * transformers' arithmetic where the order of rounding matters (RoPE
+ * frequencies and angles, RMSNorm) and accumulating in double where more
+ * accuracy costs nothing measurable (norms, softmax sums).
+ */
+#include "cpu_ops.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* Hot loops get an AVX-512 and an AVX2+FMA clone, picked at load time, so
+ * the library stays portable to any x86-64 while using the vector units
+ * present (the build does not pass -march). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RM_NO_CLONES)
+#define RM_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RM_HOT
+#endif
+
+/* Below this much work a loop runs on the calling thread: a parallel region
+ * costs more than it saves. */
+#define PAR_MIN_WORK 32768
+
+static double sum_squares(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+/* transformers: variance = mean(x^2) in fp32; x * rsqrt(variance + eps); * w. */
+static void rmsnorm_row(float *y, const float *x, const float *w, size_t dim, double eps) {
+    float var = (float)(sum_squares(x, dim) / (double)dim);
+    float r = (float)(1.0 / sqrt((double)(var + (float)eps)));
+    for (size_t i = 0; i < dim; i++) y[i] = w[i] * (x[i] * r);
+}
+
+void rm_cpu_rmsnorm(float *y, const float *x, const float *w, size_t n_rows, size_t dim, double eps,
+                    int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_rows * dim >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++) rmsnorm_row(y + r * dim, x + r * dim, w, dim, eps);
+}
+
+void rm_cpu_head_rmsnorm(float *x, const float *w, size_t n_rows, size_t n_heads, size_t head_dim,
+                         double eps, int n_threads) {
+    size_t n = n_rows * n_heads;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n * head_dim >= PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) rmsnorm_row(x + i * head_dim, x + i * head_dim, w, head_dim, eps);
+}
+
+void rm_cpu_add_bias(float *y, const float *b, size_t n_rows, size_t dim, int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_rows * dim >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++)
+        for (size_t i = 0; i < dim; i++) y[r * dim + i] += b[i];
+}
+
+void rm_cpu_add(float *y, const float *x, size_t n, int n_threads) {
+#pragma omp parallel for simd num_threads(n_threads) schedule(static) if (n >= PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* torch.nn.functional.silu in fp32: x / (1 + exp(-x)). */
+void rm_cpu_silu_mul(float *g, const float *u, size_t n, int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n >= PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* ---------------------------------------------------------------- RoPE */
+
+/* transformers' _compute_default_rope_parameters:
+ *   1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))   all in fp32
+ * and _compute_llama3_parameters, also fp32 tensor arithmetic with Python
+ * scalars (which take the tensor's dtype). */
+void rm_cpu_rope_inv_freq(const rm_config *cfg, float *inv_freq) {
+    size_t dim = (size_t)cfg->head_dim, half = dim / 2;
+    for (size_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)dim;
+        inv_freq[i] = 1.0f / powf((float)cfg->rope_theta, e);
+    }
+    if (cfg->rope_type != RM_ROPE_LLAMA3) return;
+    float factor = (float)cfg->rope_factor, low = (float)cfg->rope_low_freq_factor,
+          high = (float)cfg->rope_high_freq_factor, old_ctx = (float)cfg->rope_orig_max_pos;
+    float low_freq_wavelen = (float)((double)cfg->rope_orig_max_pos / cfg->rope_low_freq_factor);
+    float high_freq_wavelen = (float)((double)cfg->rope_orig_max_pos / cfg->rope_high_freq_factor);
+    for (size_t i = 0; i < half; i++) {
+        float inv = inv_freq[i];
+        float wavelen = (float)(2 * M_PI) / inv;
+        float scaled = wavelen > low_freq_wavelen ? inv / factor : inv;
+        if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+            float smooth = (old_ctx / wavelen - low) / (float)((double)high - (double)low);
+            scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+        }
+        inv_freq[i] = scaled;
+    }
+}
+
+/* freqs = inv_freq @ position_ids in fp32 (a product of two floats, rounded
+ * once), emb = cat(freqs, freqs), then cos / sin. cos and sin are taken in
+ * double of the fp32 angle and rounded: the correctly rounded value that
+ * torch's fp32 kernels approximate to within an ulp. */
+void rm_cpu_rope_table(const float *inv_freq, size_t half, size_t n_pos, float *cos_tab, float *sin_tab,
+                       int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_pos * half >= PAR_MIN_WORK / 8)
+    for (size_t p = 0; p < n_pos; p++)
+        for (size_t i = 0; i < half; i++) {
+            float angle = (float)p * inv_freq[i];
+            cos_tab[p * half + i] = (float)cos((double)angle);
+            sin_tab[p * half + i] = (float)sin((double)angle);
+        }
+}
+
+/* q * cos + rotate_half(q) * sin, rotate_half(x) = cat(-x2, x1). */
+void rm_cpu_rope(float *x, size_t n_rows, size_t n_heads, size_t head_dim, const size_t *pos,
+                 const float *cos_tab, const float *sin_tab, int n_threads) {
+    size_t half = head_dim / 2, width = n_heads * head_dim;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_rows * width >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++) {
+        const float *c = cos_tab + pos[r] * half, *s = sin_tab + pos[r] * half;
+        for (size_t h = 0; h < n_heads; h++) {
+            float *v = x + r * width + h * head_dim;
+            for (size_t i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * c[i] - b * s[i];
+                v[i + half] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+/* One query row against its keys for the `group` query heads that share kv
+ * head g: scores, softmax in fp32 (max-subtracted, sum in double), then the
+ * weighted sum of value rows. s holds group * n_keys floats. */
+RM_HOT static void attend_group(const rm_cpu_attn *a, size_t i, size_t g, float *s) {
+    size_t hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
+    size_t q_stride = a->n_heads * hd, kv_stride = a->n_kv_heads * hd;
+    size_t nk = a->n_keys[i];
+    const size_t *rows = a->key_rows + a->key_off[i];
+    const float *q = a->q + i * q_stride + g * group * hd;
+    float *out = a->out + i * q_stride + g * group * hd;
+
+    for (size_t j = 0; j < nk; j++) {
+        const float *k = a->k + rows[j] * kv_stride + g * hd;
+        for (size_t h = 0; h < group; h++) {
+            const float *qh = q + h * hd;
+            float acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (size_t d = 0; d < hd; d++) acc += qh[d] * k[d];
+            s[h * nk + j] = acc * a->scale;
+        }
+    }
+    for (size_t h = 0; h < group; h++) {
+        float *sh = s + h * nk, max = sh[0];
+        for (size_t j = 1; j < nk; j++) max = sh[j] > max ? sh[j] : max;
+        double sum = 0;
+        for (size_t j = 0; j < nk; j++) {
+            sh[j] = expf(sh[j] - max);
+            sum += sh[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (size_t j = 0; j < nk; j++) sh[j] *= inv;
+        memset(out + h * hd, 0, hd * sizeof *out);
+    }
+    for (size_t j = 0; j < nk; j++) {
+        const float *v = a->v + rows[j] * kv_stride + g * hd;
+        for (size_t h = 0; h < group; h++) {
+            float p = s[h * nk + j], *o = out + h * hd;
+#pragma omp simd
+            for (size_t d = 0; d < hd; d++) o[d] += p * v[d];
+        }
+    }
+}
+
+void rm_cpu_attention(const rm_cpu_attn *a, int n_threads) {
+    size_t n_items = a->n_q * a->n_kv_heads;
+    size_t per_thread = a->n_heads / a->n_kv_heads * a->max_keys;
+    /* Work grows with the query's position: small dynamic chunks balance it. */
+#pragma omp parallel num_threads(n_threads) if (n_items > 1)
+    {
+        float *s = a->scratch + (size_t)omp_get_thread_num() * per_thread;
+#pragma omp for schedule(dynamic, 4)
+        for (size_t it = 0; it < n_items; it++) attend_group(a, it / a->n_kv_heads, it % a->n_kv_heads, s);
+    }
+}
+
+/* ---------------------------------------------------------------- weights */
+
+#define CONVERT_BLOCK_ROWS 64
+
+void rm_cpu_convert(const rm_tensor *t, int64_t n_rows, int64_t row_len, float *out, int n_threads) {
+    int64_t n_blocks = (n_rows + CONVERT_BLOCK_ROWS - 1) / CONVERT_BLOCK_ROWS;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_rows * row_len >= PAR_MIN_WORK)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        int64_t r0 = b * CONVERT_BLOCK_ROWS;
+        int64_t nr = n_rows - r0 < CONVERT_BLOCK_ROWS ? n_rows - r0 : CONVERT_BLOCK_ROWS;
+        rm_tensor_rows_f32(t, r0, nr, out + r0 * row_len);
+    }
+}

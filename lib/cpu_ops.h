@@ -1,0 +1,71 @@
+/*
+ * cpu_ops.h - the row operations of the CPU forward pass (engine_cpu.c).
+ * The CUDA engine's kernels carry the same names and are tested against
+ * these. All data is fp32, rows contiguous with the stride given; every op
+ * that takes n_threads splits its rows over at most that many OpenMP
+ * threads, each row computed by one thread with the same code, so results
+ * do not depend on the thread count.
+ */
+#ifndef RM_CPU_OPS_H
+#define RM_CPU_OPS_H
+
+#include "common.h"
+#include "config.h"
+#include "weights.h"
+
+/* y[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w, for n_rows rows of dim floats
+ * (Hugging Face LlamaRMSNorm in fp32). y may equal x. */
+RM_INTERNAL void rm_cpu_rmsnorm(float *y, const float *x, const float *w, size_t n_rows, size_t dim,
+                                double eps, int n_threads);
+
+/* The same per head, in place: each row holds n_heads vectors of head_dim
+ * (Qwen3's q_norm / k_norm). */
+RM_INTERNAL void rm_cpu_head_rmsnorm(float *x, const float *w, size_t n_rows, size_t n_heads,
+                                     size_t head_dim, double eps, int n_threads);
+
+/* y[r][i] += b[i]. */
+RM_INTERNAL void rm_cpu_add_bias(float *y, const float *b, size_t n_rows, size_t dim, int n_threads);
+
+/* y[i] += x[i]. */
+RM_INTERNAL void rm_cpu_add(float *y, const float *x, size_t n, int n_threads);
+
+/* g[i] = silu(g[i]) * u[i] (the SwiGLU of the MLP). */
+RM_INTERNAL void rm_cpu_silu_mul(float *g, const float *u, size_t n, int n_threads);
+
+/* RoPE inverse frequencies, head_dim / 2 of them, computed in fp32 exactly
+ * as transformers does (default and llama3 rope types). */
+RM_INTERNAL void rm_cpu_rope_inv_freq(const rm_config *cfg, float *inv_freq);
+
+/* cos / sin tables for positions [0, n_pos): tab[p * half + i] of
+ * angle = (float)p * inv_freq[i], rounded to fp32 before cos/sin as
+ * transformers does (the fp32 product matters at long positions). */
+RM_INTERNAL void rm_cpu_rope_table(const float *inv_freq, size_t half, size_t n_pos, float *cos_tab,
+                                   float *sin_tab, int n_threads);
+
+/* Rotates n_heads vectors of head_dim in each row in place (rotate_half
+ * convention: pairs (i, i + head_dim/2)); row r is at position pos[r]. */
+RM_INTERNAL void rm_cpu_rope(float *x, size_t n_rows, size_t n_heads, size_t head_dim, const size_t *pos,
+                             const float *cos_tab, const float *sin_tab, int n_threads);
+
+/* Causal grouped-query attention over packed rows.
+ * Query i (row i of q, n_heads * head_dim floats) attends to the key/value
+ * rows key_rows[key_off[i] + j] for j < n_keys[i] (k and v rows hold
+ * n_kv_heads * head_dim floats). out row i gets n_heads * head_dim floats.
+ * scratch: n_threads * (n_heads / n_kv_heads) * max_keys floats. */
+typedef struct rm_cpu_attn {
+    const float *q, *k, *v;
+    float *out;
+    size_t n_q, n_heads, n_kv_heads, head_dim;
+    const size_t *key_rows, *key_off, *n_keys;
+    size_t max_keys;
+    float scale;
+    float *scratch;
+} rm_cpu_attn;
+RM_INTERNAL void rm_cpu_attention(const rm_cpu_attn *a, int n_threads);
+
+/* Converts rows of a weight matrix (rm_tensor) to fp32 with up to
+ * n_threads threads: out holds n_rows * row_len floats. */
+RM_INTERNAL void rm_cpu_convert(const rm_tensor *t, int64_t n_rows, int64_t row_len, float *out,
+                                int n_threads);
+
+#endif
