@@ -98,8 +98,9 @@ FUZZ_SECONDS ?= 8
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
+MODEL ?=
 demo: all
-	scripts/demo.sh
+	MODEL=$(MODEL) BUILD=$(BUILD) scripts/demo.sh
 
 bench: all
 	$(BUILD)/bin/nimreward-bench --device cpu

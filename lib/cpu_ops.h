@@ -68,4 +68,19 @@ RM_INTERNAL void rm_cpu_attention(const rm_cpu_attn *a, int n_threads);
 RM_INTERNAL void rm_cpu_convert(const rm_tensor *t, int64_t n_rows, int64_t row_len, float *out,
                                 int n_threads);
 
+/* ---------------------------------------------------------------- the CPU engine's extras */
+
+struct rm_engine;
+/* rm_engine_cpu.create with an explicit budget (bytes) for resident fp32
+ * copies of weights stored as bf16 / fp16: when all of them fit, they are
+ * converted once here; otherwise per matrix in every forward pass. */
+RM_INTERNAL rm_status rm_engine_cpu_create_ex(struct rm_engine **out, const rm_config *cfg,
+                                              const rm_model_weights *w, int n_threads, size_t f32_budget,
+                                              rm_err *err);
+/* The budget rm_engine_cpu.create uses: NIM_REWARD_CPU_F32_CACHE_MB when set,
+ * else half of physical memory. */
+RM_INTERNAL size_t rm_engine_cpu_default_budget(void);
+/* 1 when the engine keeps fp32 copies (or needs none: fp32 weights). */
+RM_INTERNAL int rm_engine_cpu_is_resident(const struct rm_engine *e);
+
 #endif

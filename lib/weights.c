@@ -32,6 +32,7 @@ typedef struct shard {
 } shard;
 
 struct rm_weights {
+    char *dir;
     shard *shards;
     int n_shards;
     const rm_tensor **by_name;  /* every tensor of every shard, sorted by name */
@@ -289,7 +290,7 @@ rm_status rm_weights_open(rm_weights **out, const char *dir, rm_err *err) {
     char *single = rm_path_join(dir, "model.safetensors");
     char *index = rm_path_join(dir, "model.safetensors.index.json");
     rm_status st;
-    if (!w || !single || !index) {
+    if (!w || !single || !index || !(w->dir = rm_strdup(dir))) {
         st = rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", dir);
         goto fail;
     }
@@ -329,6 +330,8 @@ int rm_weights_n_shards(const rm_weights *w) { return w ? w->n_shards : 0; }
 size_t rm_weights_count(const rm_weights *w) { return w ? w->n : 0; }
 const rm_tensor *rm_weights_tensor(const rm_weights *w, size_t i) { return w && i < w->n ? w->by_name[i] : NULL; }
 
+const char *rm_weights_dir(const rm_weights *w) { return w ? w->dir : NULL; }
+
 const char *rm_weights_shard_file(const rm_weights *w, int shard) {
     return w && shard >= 0 && shard < w->n_shards ? w->shards[shard].path : NULL;
 }
@@ -339,5 +342,6 @@ void rm_weights_close(rm_weights *w) {
         for (int i = 0; i < w->n_shards; i++) shard_close(&w->shards[i]);
     rm_mfree(w->shards);
     rm_mfree(w->by_name);
+    rm_mfree(w->dir);
     rm_mfree(w);
 }

@@ -50,6 +50,8 @@ RM_INTERNAL size_t rm_weights_count(const rm_weights *w);
 RM_INTERNAL const rm_tensor *rm_weights_tensor(const rm_weights *w, size_t i);
 /* The path of shard file `shard` (rm_tensor.shard), for messages; NULL if out of range. */
 RM_INTERNAL const char *rm_weights_shard_file(const rm_weights *w, int shard);
+/* The model directory given to rm_weights_open, for messages. */
+RM_INTERNAL const char *rm_weights_dir(const rm_weights *w);
 RM_INTERNAL void rm_weights_close(rm_weights *w);
 
 /* Converts rows [row0, row0 + n_rows) of a 1-D or 2-D tensor to fp32 (a 1-D

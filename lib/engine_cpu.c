@@ -1,0 +1,639 @@
+/*
+ * engine_cpu.c - the CPU forward pass: the reference every other engine is
+ * tested against. fp32 arithmetic throughout; GEMMs through OpenBLAS,
+ * everything else through the row ops of cpu_ops.c with OpenMP.
+ *
+ * A packed batch has no padding: the engine computes one row per unique
+ * token (a sequence's shared prefix reuses its parent's rows) and maps every
+ * (sequence, position) to its row. The last layer computes K and V for all
+ * rows but Q, attention, o_proj and the MLP only for the last token of each
+ * sequence, which is all the heads read.
+ *
+ * Weights stored as bf16 / fp16 are converted to fp32 either once at
+ * create() (a resident copy, when it fits the budget) or per matrix per
+ * forward pass into scratch. fp32 weights are used in place from the mapping.
+ * docs/performance.md has the measurements behind the default budget.
+ */
+#include "engine.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu_ops.h"
+
+/* Rows of the MLP computed at a time: bounds the gate/up activations
+ * (2 * MLP_CHUNK * ffn floats) whatever the batch size, while keeping the
+ * GEMMs large enough to run near peak. */
+#define MLP_CHUNK 512
+
+/* Rows of the embedding gathered per task. */
+#define EMBED_BLOCK 16
+
+/* A weight matrix [rows, cols]: f32 points at fp32 data (the mapping itself
+ * or the resident copy), or is NULL when it is converted per pass. */
+typedef struct cpu_matrix {
+    const rm_tensor *t;
+    const float *f32;
+    float *owned;               /* the resident copy, freed by destroy */
+    int64_t rows, cols;
+} cpu_matrix;
+
+typedef struct cpu_layer {
+    cpu_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
+    float *attn_norm, *mlp_norm;            /* [hidden] */
+    float *bq, *bk, *bv, *bo;               /* NULL when absent */
+    float *b_gate, *b_up, *b_down;
+    float *q_norm, *k_norm;                 /* [head_dim], qwen3 */
+} cpu_layer;
+
+struct rm_engine {
+    rm_config cfg;                          /* copy of the numbers (labels not owned, not used) */
+    const rm_model_weights *w;              /* borrowed: outlives the engine */
+    int n_threads;
+    int resident;                           /* converted weights kept as fp32 */
+    cpu_layer *layers;
+    float *final_norm;
+    float *inv_freq;                        /* head_dim / 2 */
+    size_t stream_floats;                   /* scratch for one layer's per-pass conversions */
+
+    /* Counters, updated with atomic adds. */
+    uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
+    uint64_t *layer_tokens;
+};
+
+static void count(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
+static uint64_t load(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
+
+static int online_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* The budget for resident fp32 copies: NIM_REWARD_CPU_F32_CACHE_MB when set,
+ * else half of physical memory. */
+size_t rm_engine_cpu_default_budget(void) {
+    const char *env = getenv("NIM_REWARD_CPU_F32_CACHE_MB");
+    if (env && *env) {
+        char *end;
+        unsigned long long mb = strtoull(env, &end, 10);
+        if (*end == 0) return mb > SIZE_MAX >> 20 ? SIZE_MAX : (size_t)mb << 20;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (size_t)pages * (size_t)page / 2;
+}
+
+/* ---------------------------------------------------------------- create */
+
+static int is_f32_in_place(const rm_tensor *t) {
+    return t->dtype == RM_DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0;
+}
+
+static rm_status vector_f32(float **out, const rm_tensor *t, int64_t len, const char *what, int64_t layer,
+                            rm_err *err) {
+    *out = NULL;
+    if (!t) return RM_OK;
+    if (rm_tensor_numel(t) != len)
+        return rm_fail(err, RM_ERR_SHAPE, "cpu engine: layer %lld %s (%s) has %lld values, expected %lld",
+                       (long long)layer, what, t->name ? t->name : "?", (long long)rm_tensor_numel(t),
+                       (long long)len);
+    *out = rm_malloc((size_t)len * sizeof(float));
+    if (!*out) return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for %s", what);
+    rm_tensor_rows_f32(t, 0, 1, *out);
+    return RM_OK;
+}
+
+static rm_status bind_matrix(cpu_matrix *m, const rm_tensor *t, int64_t rows, int64_t cols, const char *what,
+                             int64_t layer, rm_err *err) {
+    if (!t)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: layer %lld has no %s", (long long)layer, what);
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return rm_fail(err, RM_ERR_SHAPE, "cpu engine: layer %lld %s (%s) is not [%lld, %lld]", (long long)layer,
+                       what, t->name ? t->name : "?", (long long)rows, (long long)cols);
+    m->t = t;
+    m->rows = rows;
+    m->cols = cols;
+    m->f32 = is_f32_in_place(t) ? (const float *)t->data : NULL;
+    return RM_OK;
+}
+
+static size_t matrix_floats(const cpu_matrix *m) { return (size_t)m->rows * (size_t)m->cols; }
+
+/* Floats of one layer's matrices that need converting. */
+static size_t layer_convert_floats(const cpu_layer *L) {
+    const cpu_matrix *ms[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
+        if (!ms[i]->f32) n += matrix_floats(ms[i]);
+    return n;
+}
+
+static void free_layers(rm_engine *e) {
+    if (!e->layers) return;
+    for (int64_t l = 0; l < e->cfg.n_layers; l++) {
+        cpu_layer *L = &e->layers[l];
+        cpu_matrix *ms[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) rm_mfree(ms[i]->owned);
+        float *vs[] = {L->attn_norm, L->mlp_norm, L->bq, L->bk, L->bv, L->bo,
+                       L->b_gate, L->b_up, L->b_down, L->q_norm, L->k_norm};
+        for (size_t i = 0; i < sizeof vs / sizeof *vs; i++) rm_mfree(vs[i]);
+    }
+    rm_mfree(e->layers);
+    e->layers = NULL;
+}
+
+static void cpu_destroy(rm_engine *e) {
+    if (!e) return;
+    free_layers(e);
+    rm_mfree(e->final_norm);
+    rm_mfree(e->inv_freq);
+    rm_mfree(e->layer_tokens);
+    rm_mfree(e);
+}
+
+static rm_status check_config(const rm_config *c, rm_err *err) {
+    if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->ffn <= 0 || c->vocab <= 0)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: config has a non-positive dimension");
+    if (c->n_heads % c->n_kv_heads)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "cpu engine: %lld attention heads not a multiple of %lld kv heads",
+                       (long long)c->n_heads, (long long)c->n_kv_heads);
+    if (c->head_dim % 2)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "cpu engine: odd head_dim %lld (RoPE rotates pairs)",
+                       (long long)c->head_dim);
+    if (!(c->rope_theta > 0) || (c->rope_type == RM_ROPE_LLAMA3 &&
+                                 (!(c->rope_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor) ||
+                                  !(c->rope_low_freq_factor > 0) || c->rope_orig_max_pos <= 0)))
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "cpu engine: bad RoPE parameters (theta %g, factor %g, low %g, "
+                       "high %g, original_max_position_embeddings %lld)", c->rope_theta, c->rope_factor,
+                       c->rope_low_freq_factor, c->rope_high_freq_factor, (long long)c->rope_orig_max_pos);
+    if (!(c->rms_eps >= 0))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: negative rms_norm_eps");
+    return RM_OK;
+}
+
+static rm_status bind_layer(rm_engine *e, int64_t l, rm_err *err) {
+    const rm_config *c = &e->cfg;
+    const rm_layer_weights *lw = &e->w->layers[l];
+    cpu_layer *L = &e->layers[l];
+    int64_t H = c->hidden, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn;
+    rm_status st;
+    if ((st = bind_matrix(&L->wq, lw->wq, QD, H, "q_proj", l, err)) ||
+        (st = bind_matrix(&L->wk, lw->wk, KD, H, "k_proj", l, err)) ||
+        (st = bind_matrix(&L->wv, lw->wv, KD, H, "v_proj", l, err)) ||
+        (st = bind_matrix(&L->wo, lw->wo, H, QD, "o_proj", l, err)) ||
+        (st = bind_matrix(&L->w_gate, lw->w_gate, F, H, "gate_proj", l, err)) ||
+        (st = bind_matrix(&L->w_up, lw->w_up, F, H, "up_proj", l, err)) ||
+        (st = bind_matrix(&L->w_down, lw->w_down, H, F, "down_proj", l, err)))
+        return st;
+    if (!lw->attn_norm || !lw->mlp_norm)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: layer %lld has no norm weights", (long long)l);
+    if (c->qk_norm && (!lw->q_norm || !lw->k_norm))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: layer %lld has no q_norm / k_norm", (long long)l);
+    if ((st = vector_f32(&L->attn_norm, lw->attn_norm, H, "input_layernorm", l, err)) ||
+        (st = vector_f32(&L->mlp_norm, lw->mlp_norm, H, "post_attention_layernorm", l, err)) ||
+        (st = vector_f32(&L->bq, lw->bq, QD, "q_proj.bias", l, err)) ||
+        (st = vector_f32(&L->bk, lw->bk, KD, "k_proj.bias", l, err)) ||
+        (st = vector_f32(&L->bv, lw->bv, KD, "v_proj.bias", l, err)) ||
+        (st = vector_f32(&L->bo, lw->bo, H, "o_proj.bias", l, err)) ||
+        (st = vector_f32(&L->b_gate, lw->b_gate, F, "gate_proj.bias", l, err)) ||
+        (st = vector_f32(&L->b_up, lw->b_up, F, "up_proj.bias", l, err)) ||
+        (st = vector_f32(&L->b_down, lw->b_down, H, "down_proj.bias", l, err)))
+        return st;
+    if (c->qk_norm &&
+        ((st = vector_f32(&L->q_norm, lw->q_norm, c->head_dim, "q_norm", l, err)) ||
+         (st = vector_f32(&L->k_norm, lw->k_norm, c->head_dim, "k_norm", l, err))))
+        return st;
+    return RM_OK;
+}
+
+/* Converts every matrix that is not fp32 in place into a resident copy. */
+static rm_status make_resident(rm_engine *e, rm_err *err) {
+    for (int64_t l = 0; l < e->cfg.n_layers; l++) {
+        cpu_layer *L = &e->layers[l];
+        cpu_matrix *ms[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+            cpu_matrix *m = ms[i];
+            if (m->f32) continue;
+            size_t bytes;
+            if (!rm_mul_ok(matrix_floats(m), sizeof(float), &bytes) || !(m->owned = rm_malloc(bytes)))
+                return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for an fp32 copy of %s (%zu bytes)",
+                               m->t->name ? m->t->name : "a weight", bytes);
+            rm_cpu_convert(m->t, m->rows, m->cols, m->owned, e->n_threads);
+            m->f32 = m->owned;
+        }
+    }
+    return RM_OK;
+}
+
+rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
+                                  size_t f32_budget, rm_err *err) {
+    if (!out) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL output pointer");
+    *out = NULL;
+    if (!cfg || !w) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL config or weights");
+    if (n_threads < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: negative thread count %d", n_threads);
+    rm_status st = check_config(cfg, err);
+    if (st) return st;
+    if (!w->layers || w->n_layers != cfg->n_layers || !w->embed || !w->final_norm)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: weights not bound to this config (%lld layers vs %lld)",
+                       (long long)w->n_layers, (long long)cfg->n_layers);
+    if (w->embed->n_dims != 2 || w->embed->shape[0] != cfg->vocab || w->embed->shape[1] != cfg->hidden)
+        return rm_fail(err, RM_ERR_SHAPE, "cpu engine: embed_tokens is not [%lld, %lld]", (long long)cfg->vocab,
+                       (long long)cfg->hidden);
+
+    rm_engine *e = rm_calloc(1, sizeof *e);
+    if (!e) return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory");
+    e->cfg = *cfg;
+    e->cfg.labels = NULL;
+    e->w = w;
+    e->n_threads = n_threads ? n_threads : online_cores();
+    size_t L = (size_t)cfg->n_layers, half = (size_t)cfg->head_dim / 2;
+    e->layers = rm_calloc(L, sizeof *e->layers);
+    e->layer_tokens = rm_calloc(L, sizeof *e->layer_tokens);
+    e->inv_freq = rm_malloc(half * sizeof *e->inv_freq);
+    if (!e->layers || !e->layer_tokens || !e->inv_freq) {
+        st = rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory");
+        goto fail;
+    }
+    for (int64_t l = 0; l < cfg->n_layers; l++)
+        if ((st = bind_layer(e, l, err))) goto fail;
+    if ((st = vector_f32(&e->final_norm, w->final_norm, cfg->hidden, "model.norm", -1, err))) goto fail;
+    rm_cpu_rope_inv_freq(&e->cfg, e->inv_freq);
+
+    /* Resident fp32 copy when all of it fits the budget; otherwise every
+     * matrix is converted per pass (memory stays at the file's size). */
+    size_t total = 0, max_layer = 0;
+    for (size_t l = 0; l < L; l++) {
+        size_t n = layer_convert_floats(&e->layers[l]);
+        total += n;
+        if (n > max_layer) max_layer = n;
+    }
+    size_t total_bytes;
+    if (!total) {
+        e->resident = 1;    /* fp32 weights: used in place */
+    } else if (rm_mul_ok(total, sizeof(float), &total_bytes) && total_bytes <= f32_budget) {
+        if ((st = make_resident(e, err))) goto fail;
+        e->resident = 1;
+    } else {
+        e->stream_floats = max_layer;
+    }
+    openblas_set_num_threads(e->n_threads);
+    *out = e;
+    return RM_OK;
+fail:
+    cpu_destroy(e);
+    return st;
+}
+
+static rm_status cpu_create(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
+                            rm_err *err) {
+    return rm_engine_cpu_create_ex(out, cfg, w, n_threads, rm_engine_cpu_default_budget(), err);
+}
+
+int rm_engine_cpu_is_resident(const rm_engine *e) { return e ? e->resident : 0; }
+
+/* ---------------------------------------------------------------- forward */
+
+/* One forward pass's plan and scratch, all from one rm_malloc'ed list. */
+typedef struct pass {
+    size_t n_seqs, n_rows, n_total, max_len;
+    size_t *seq_off;        /* n_seqs: start of sequence s in row_of */
+    size_t *row_of;         /* n_total: row of (s, p) at row_of[seq_off[s] + p] */
+    size_t *row_pos;        /* n_rows: position of each row */
+    int32_t *row_tok;       /* n_rows */
+    size_t *row_keys;       /* n_rows: offset of the row's sequence map (key_off of attention) */
+    size_t *row_nkeys;      /* n_rows: position + 1 */
+    size_t *last_row, *last_pos, *last_keys, *last_nkeys; /* n_seqs: the last token of each sequence */
+    float *x, *h, *q, *k, *v, *att;        /* activations */
+    float *xs, *hs;                        /* last layer: the n_seqs rows */
+    float *gate, *up, *mlp_out;            /* MLP_CHUNK rows */
+    float *cos_tab, *sin_tab;
+    float *attn_scratch;
+    float *wbuf;                           /* per-pass weight conversion (not resident) */
+    uint64_t bytes_read;
+    void *blocks[32];
+    size_t n_blocks;
+} pass;
+
+static void *pass_alloc(pass *p, size_t count, size_t size, int *ok) {
+    size_t bytes;
+    if (!*ok || p->n_blocks == sizeof p->blocks / sizeof *p->blocks || !rm_mul_ok(count, size, &bytes)) {
+        *ok = 0;
+        return NULL;
+    }
+    void *b = rm_malloc(bytes);
+    if (!b) {
+        *ok = 0;
+        return NULL;
+    }
+    p->blocks[p->n_blocks++] = b;
+    return b;
+}
+
+static void pass_free(pass *p) {
+    for (size_t i = 0; i < p->n_blocks; i++) rm_mfree(p->blocks[i]);
+    p->n_blocks = 0;
+}
+
+/* Checks the batch and counts rows; messages name the sequence and position. */
+static rm_status check_batch(const rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
+    if (!b->tokens || !b->n_tokens)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: batch without tokens");
+    if ((b->parent == NULL) != (b->shared_len == NULL))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: batch has parent without shared_len or the reverse");
+    size_t rows = 0, total = 0, max_len = 0;
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        size_t n = b->n_tokens[s], shared = b->shared_len ? b->shared_len[s] : 0;
+        if (n == 0) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: sequence %zu is empty", s);
+        if (!b->tokens[s]) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: sequence %zu has NULL tokens", s);
+        if (e->cfg.max_pos > 0 && n > (size_t)e->cfg.max_pos)
+            return rm_fail(err, RM_ERR_TOO_LONG, "cpu engine: sequence %zu has %zu tokens, more than %lld positions",
+                           s, n, (long long)e->cfg.max_pos);
+        if (shared) {
+            int32_t par = b->parent[s];
+            if (par < 0 || (size_t)par >= s)
+                return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: sequence %zu: parent %d is not an earlier "
+                               "sequence", s, (int)par);
+            if (shared > n || shared > b->n_tokens[par])
+                return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: sequence %zu: shared_len %zu longer than the "
+                               "sequence or its parent", s, shared);
+            if (memcmp(b->tokens[s], b->tokens[par], shared * sizeof(int32_t)))
+                return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: sequence %zu: the first %zu tokens differ "
+                               "from those of parent %d", s, shared, (int)par);
+        }
+        for (size_t i = shared; i < n; i++) {
+            int32_t t = b->tokens[s][i];
+            if (t < 0 || t >= e->cfg.vocab)
+                return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: token id %d at position %zu of sequence %zu "
+                               "is outside the vocabulary [0, %lld)", (int)t, i, s, (long long)e->cfg.vocab);
+        }
+        rows += n - shared;
+        total += n;
+        if (n > max_len) max_len = n;
+    }
+    p->n_seqs = b->n_seqs;
+    p->n_rows = rows;
+    p->n_total = total;
+    p->max_len = max_len;
+    return RM_OK;
+}
+
+static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
+    const rm_config *c = &e->cfg;
+    size_t S = p->n_seqs, R = p->n_rows, H = (size_t)c->hidden, QD = (size_t)(c->n_heads * c->head_dim),
+           KD = (size_t)(c->n_kv_heads * c->head_dim), F = (size_t)c->ffn, half = (size_t)c->head_dim / 2,
+           group = (size_t)(c->n_heads / c->n_kv_heads);
+    /* A fully shared sequence has no rows of its own, so the last layer's
+     * n_seqs queries can outnumber the rows. */
+    size_t RQ = R > S ? R : S, chunk = RQ < MLP_CHUNK ? RQ : MLP_CHUNK;
+    int ok = 1;
+    p->seq_off = pass_alloc(p, S, sizeof(size_t), &ok);
+    p->row_of = pass_alloc(p, p->n_total, sizeof(size_t), &ok);
+    p->row_pos = pass_alloc(p, R, sizeof(size_t), &ok);
+    p->row_tok = pass_alloc(p, R, sizeof(int32_t), &ok);
+    p->row_keys = pass_alloc(p, R, sizeof(size_t), &ok);
+    p->row_nkeys = pass_alloc(p, R, sizeof(size_t), &ok);
+    p->last_row = pass_alloc(p, 4 * S, sizeof(size_t), &ok);
+    p->x = pass_alloc(p, R * H, sizeof(float), &ok);
+    p->h = pass_alloc(p, RQ * H, sizeof(float), &ok);
+    p->q = pass_alloc(p, RQ * QD, sizeof(float), &ok);
+    p->k = pass_alloc(p, R * KD, sizeof(float), &ok);
+    p->v = pass_alloc(p, R * KD, sizeof(float), &ok);
+    p->att = pass_alloc(p, RQ * QD, sizeof(float), &ok);
+    p->xs = pass_alloc(p, S * H, sizeof(float), &ok);
+    p->hs = pass_alloc(p, S * H, sizeof(float), &ok);
+    p->gate = pass_alloc(p, chunk * F, sizeof(float), &ok);
+    p->up = pass_alloc(p, chunk * F, sizeof(float), &ok);
+    p->mlp_out = pass_alloc(p, chunk * H, sizeof(float), &ok);
+    p->cos_tab = pass_alloc(p, p->max_len * half, sizeof(float), &ok);
+    p->sin_tab = pass_alloc(p, p->max_len * half, sizeof(float), &ok);
+    p->attn_scratch = pass_alloc(p, (size_t)e->n_threads * group * p->max_len, sizeof(float), &ok);
+    if (e->stream_floats) p->wbuf = pass_alloc(p, e->stream_floats, sizeof(float), &ok);
+    if (!ok)
+        return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for a pass of %zu sequences, %zu token rows",
+                       S, R);
+    p->last_pos = p->last_row + S;
+    p->last_keys = p->last_row + 2 * S;
+    p->last_nkeys = p->last_row + 3 * S;
+
+    size_t r = 0, off = 0;
+    for (size_t s = 0; s < S; s++) {
+        size_t n = b->n_tokens[s], shared = b->shared_len ? b->shared_len[s] : 0;
+        p->seq_off[s] = off;
+        if (shared) memcpy(p->row_of + off, p->row_of + p->seq_off[b->parent[s]], shared * sizeof(size_t));
+        for (size_t i = shared; i < n; i++, r++) {
+            p->row_of[off + i] = r;
+            p->row_pos[r] = i;
+            p->row_tok[r] = b->tokens[s][i];
+            p->row_keys[r] = off;
+            p->row_nkeys[r] = i + 1;
+        }
+        p->last_row[s] = p->row_of[off + n - 1];
+        p->last_pos[s] = n - 1;
+        p->last_keys[s] = off;
+        p->last_nkeys[s] = n;
+        off += n;
+    }
+    return RM_OK;
+}
+
+/* The fp32 data of matrix m: resident / in place, or converted into dst. */
+static const float *weights_of(rm_engine *e, pass *p, const cpu_matrix *m, float *dst) {
+    if (m->f32) {
+        p->bytes_read += matrix_floats(m) * sizeof(float);
+        return m->f32;
+    }
+    rm_cpu_convert(m->t, m->rows, m->cols, dst, e->n_threads);
+    p->bytes_read += m->t->n_bytes;
+    return dst;
+}
+
+/* Y[n, m->rows] = X[n, m->cols] . W^T (+ bias). */
+static void linear(rm_engine *e, pass *p, const float *X, size_t n, const cpu_matrix *m, const float *W,
+                   const float *bias, float *Y) {
+    if (n == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m->rows, (int)m->cols, 1.0f, X,
+                (int)m->cols, W, (int)m->cols, 0.0f, Y, (int)m->rows);
+    if (bias) rm_cpu_add_bias(Y, bias, n, (size_t)m->rows, e->n_threads);
+}
+
+static void gather_rows(float *dst, const float *src, const size_t *rows, size_t n, size_t width) {
+    for (size_t i = 0; i < n; i++) memcpy(dst + i * width, src + rows[i] * width, width * sizeof(float));
+}
+
+/* One decoder layer. Not last: every row is a query and x is updated in
+ * place. Last: the queries are the sequences' last tokens, whose updated
+ * residual rows land in p->xs. */
+static void layer(rm_engine *e, pass *p, int64_t l, int last) {
+    const rm_config *c = &e->cfg;
+    const cpu_layer *L = &e->layers[l];
+    int nt = e->n_threads;
+    size_t R = p->n_rows, H = (size_t)c->hidden, NH = (size_t)c->n_heads, NKV = (size_t)c->n_kv_heads,
+           HD = (size_t)c->head_dim, F = (size_t)c->ffn;
+    size_t nq = last ? p->n_seqs : R;
+    /* Per-pass conversion slots: the attention matrices one at a time, the
+     * three MLP matrices side by side (the MLP runs in row chunks). */
+    float *wslot = p->wbuf, *wgate = p->wbuf, *wup = NULL, *wdown = NULL;
+    if (p->wbuf) {
+        wup = wgate + (L->w_gate.f32 ? 0 : matrix_floats(&L->w_gate));
+        wdown = wup + (L->w_up.f32 ? 0 : matrix_floats(&L->w_up));
+    }
+
+    /* Attention. */
+    rm_cpu_rmsnorm(p->h, p->x, L->attn_norm, R, H, c->rms_eps, nt);
+    linear(e, p, p->h, R, &L->wk, weights_of(e, p, &L->wk, wslot), L->bk, p->k);
+    linear(e, p, p->h, R, &L->wv, weights_of(e, p, &L->wv, wslot), L->bv, p->v);
+    const float *hq = p->h;
+    if (last) {
+        gather_rows(p->hs, p->h, p->last_row, nq, H);
+        hq = p->hs;
+    }
+    linear(e, p, hq, nq, &L->wq, weights_of(e, p, &L->wq, wslot), L->bq, p->q);
+    if (c->qk_norm) {
+        rm_cpu_head_rmsnorm(p->q, L->q_norm, nq, NH, HD, c->rms_eps, nt);
+        rm_cpu_head_rmsnorm(p->k, L->k_norm, R, NKV, HD, c->rms_eps, nt);
+    }
+    rm_cpu_rope(p->q, nq, NH, HD, last ? p->last_pos : p->row_pos, p->cos_tab, p->sin_tab, nt);
+    rm_cpu_rope(p->k, R, NKV, HD, p->row_pos, p->cos_tab, p->sin_tab, nt);
+    rm_cpu_attn a = {
+        .q = p->q, .k = p->k, .v = p->v, .out = p->att,
+        .n_q = nq, .n_heads = NH, .n_kv_heads = NKV, .head_dim = HD,
+        .key_rows = p->row_of, .key_off = last ? p->last_keys : p->row_keys,
+        .n_keys = last ? p->last_nkeys : p->row_nkeys,
+        .max_keys = p->max_len, .scale = (float)(1.0 / sqrt((double)HD)), .scratch = p->attn_scratch,
+    };
+    rm_cpu_attention(&a, nt);
+    float *xq = p->x;
+    if (last) {
+        gather_rows(p->xs, p->x, p->last_row, nq, H);
+        xq = p->xs;
+    }
+    linear(e, p, p->att, nq, &L->wo, weights_of(e, p, &L->wo, wslot), L->bo, p->h);   /* h: free again */
+    rm_cpu_add(xq, p->h, nq * H, nt);
+
+    /* MLP, in row chunks. */
+    const float *Wg = weights_of(e, p, &L->w_gate, wgate), *Wu = weights_of(e, p, &L->w_up, wup),
+                *Wd = weights_of(e, p, &L->w_down, wdown);
+    size_t chunk = nq < MLP_CHUNK ? nq : MLP_CHUNK;   /* plan() sized the buffers for this */
+    for (size_t r0 = 0; r0 < nq; r0 += chunk) {
+        size_t n = nq - r0 < chunk ? nq - r0 : chunk;
+        float *xr = xq + r0 * H, *hr = p->h + r0 * H;
+        rm_cpu_rmsnorm(hr, xr, L->mlp_norm, n, H, c->rms_eps, nt);
+        linear(e, p, hr, n, &L->w_gate, Wg, L->b_gate, p->gate);
+        linear(e, p, hr, n, &L->w_up, Wu, L->b_up, p->up);
+        rm_cpu_silu_mul(p->gate, p->up, n * F, nt);
+        linear(e, p, p->gate, n, &L->w_down, Wd, L->b_down, p->mlp_out);
+        rm_cpu_add(xr, p->mlp_out, n * H, nt);
+    }
+    count(&e->layer_tokens[l], nq);
+    count(&e->tokens_computed, nq);
+}
+
+static void embed(rm_engine *e, pass *p) {
+    const rm_tensor *t = e->w->embed;
+    size_t H = (size_t)e->cfg.hidden, R = p->n_rows;
+    size_t n_blocks = (R + EMBED_BLOCK - 1) / EMBED_BLOCK;
+#pragma omp parallel for num_threads(e->n_threads) schedule(static) if (R * H >= 32768)
+    for (size_t bi = 0; bi < n_blocks; bi++)
+        for (size_t r = bi * EMBED_BLOCK; r < R && r < (bi + 1) * EMBED_BLOCK; r++)
+            rm_tensor_rows_f32(t, p->row_tok[r], 1, p->x + r * H);
+    p->bytes_read += (uint64_t)R * H * rm_dtype_size(t->dtype);
+}
+
+static rm_status cpu_forward(rm_engine *e, const rm_batch *b, float *out_hidden, rm_err *err) {
+    if (!e || !b || !out_hidden) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL argument to forward");
+    if (b->n_seqs == 0) return RM_OK;
+    pass p;
+    memset(&p, 0, sizeof p);
+    rm_status st = check_batch(e, b, &p, err);
+    if (st) return st;
+    if ((st = plan(e, b, &p, err))) {
+        pass_free(&p);
+        return st;
+    }
+    /* The BLAS thread count is process-wide: set it only when it differs, so
+     * concurrent passes of one engine never touch it. */
+    if (openblas_get_num_threads() != e->n_threads) openblas_set_num_threads(e->n_threads);
+
+    const rm_config *c = &e->cfg;
+    rm_cpu_rope_table(e->inv_freq, (size_t)c->head_dim / 2, p.max_len, p.cos_tab, p.sin_tab, e->n_threads);
+    embed(e, &p);
+    for (int64_t l = 0; l < c->n_layers; l++) layer(e, &p, l, l == c->n_layers - 1);
+    rm_cpu_rmsnorm(out_hidden, p.xs, e->final_norm, p.n_seqs, (size_t)c->hidden, c->rms_eps, e->n_threads);
+
+    count(&e->forward_passes, 1);
+    count(&e->tokens_last_layer, p.n_seqs);
+    count(&e->weight_bytes_read, p.bytes_read);
+    pass_free(&p);
+    return RM_OK;
+}
+
+/* ---------------------------------------------------------------- heads */
+
+static rm_status cpu_head_rows(rm_engine *e, const rm_tensor *t, const int64_t *rows, size_t n_rows,
+                               const float *hidden, float *out, rm_err *err) {
+    if (!e || !t) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL engine or head matrix");
+    if (n_rows == 0) return RM_OK;
+    if (!rows || !hidden || !out) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL head argument");
+    int64_t H = e->cfg.hidden, n_mat_rows, width;
+    if (t->n_dims == 2) n_mat_rows = t->shape[0], width = t->shape[1];
+    else if (t->n_dims == 1) n_mat_rows = 1, width = t->shape[0];
+    else return rm_fail(err, RM_ERR_SHAPE, "cpu engine: head %s has %d dimensions", t->name ? t->name : "?", t->n_dims);
+    if (width != H)
+        return rm_fail(err, RM_ERR_SHAPE, "cpu engine: head %s rows have %lld values, hidden is %lld",
+                       t->name ? t->name : "?", (long long)width, (long long)H);
+    for (size_t i = 0; i < n_rows; i++)
+        if (rows[i] < 0 || rows[i] >= n_mat_rows)
+            return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: row %lld of head %s outside [0, %lld)",
+                           (long long)rows[i], t->name ? t->name : "?", (long long)n_mat_rows);
+    int in_place = is_f32_in_place(t);
+    float *buf = in_place ? NULL : rm_malloc((size_t)H * sizeof *buf);
+    if (!in_place && !buf) return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for a head row");
+    for (size_t i = 0; i < n_rows; i++) {
+        const float *w = in_place ? (const float *)t->data + rows[i] * H : buf;
+        if (!in_place) rm_tensor_rows_f32(t, rows[i], 1, buf);
+        double acc = 0;
+        for (int64_t j = 0; j < H; j++) acc += (double)w[j] * hidden[j];
+        out[i] = (float)acc;
+    }
+    rm_mfree(buf);
+    count(&e->weight_bytes_read, (uint64_t)n_rows * (uint64_t)H * rm_dtype_size(t->dtype));
+    return RM_OK;
+}
+
+/* ---------------------------------------------------------------- counters */
+
+static void cpu_counters(rm_engine *e, rm_engine_counters *out, uint64_t *layer_tokens_out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!e) return;
+    out->forward_passes = load(&e->forward_passes);
+    out->tokens_computed = load(&e->tokens_computed);
+    out->tokens_last_layer = load(&e->tokens_last_layer);
+    out->weight_bytes_read = load(&e->weight_bytes_read);
+    if (layer_tokens_out)
+        for (int64_t l = 0; l < e->cfg.n_layers; l++) layer_tokens_out[l] = load(&e->layer_tokens[l]);
+    out->layer_tokens = layer_tokens_out;
+}
+
+static void cpu_counters_reset(rm_engine *e) {
+    if (!e) return;
+    __atomic_store_n(&e->forward_passes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->tokens_computed, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->tokens_last_layer, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->weight_bytes_read, 0, __ATOMIC_RELAXED);
+    for (int64_t l = 0; l < e->cfg.n_layers; l++) __atomic_store_n(&e->layer_tokens[l], 0, __ATOMIC_RELAXED);
+}
+
+const rm_engine_ops rm_engine_cpu = {
+    .name = "cpu",
+    .create = cpu_create,
+    .forward = cpu_forward,
+    .head_rows = cpu_head_rows,
+    .counters = cpu_counters,
+    .counters_reset = cpu_counters_reset,
+    .destroy = cpu_destroy,
+};
