@@ -44,7 +44,7 @@ SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
 STATIC := $(BUILD)/lib/libnimreward.a
 PCFILE := $(BUILD)/lib/nimreward.pc
 
-.PHONY: all lib tools tests examples test check san fuzz demo bench install uninstall clean
+.PHONY: all lib tools tests examples test check san san-build fuzz demo bench install uninstall clean
 all: lib tools examples
 lib: $(SHARED) $(STATIC) $(PCFILE)
 tools: $(CLI_BIN)
@@ -85,14 +85,17 @@ $(BUILD)/examples/%: examples/%.c include/nimreward.h $(SHARED)
 	$(CC) $(CFLAGS) -o $@ $< -L$(BUILD)/lib -lnimreward -Wl,-rpath,'$$ORIGIN/../lib'
 
 test: all tests
-	BUILD=$(BUILD) tests/run.sh
+	BUILD=$(BUILD) tests/run.sh --all
 
 check: all tests
 	BUILD=$(BUILD) tests/run.sh --quick
 
-san:
-	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all tests
-	BUILD=build-san RM_SANITIZED=1 tests/run.sh --quick
+SANFLAGS_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+san-build:
+	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="$(SANFLAGS_ASAN)" all tests
+
+san: san-build
+	tests/run.sh --san
 
 FUZZ_SECONDS ?= 8
 fuzz:

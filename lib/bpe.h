@@ -70,6 +70,10 @@ RM_INTERNAL int rm_bpe_encode_word(const rm_bpe *bpe, const uint8_t *word, size_
                                    rm_bpe_scratch *scratch, rm_ids *out);
 RM_INTERNAL void rm_bpe_scratch_free(rm_bpe_scratch *scratch);
 
+/* A JSON number that is an integer (files are read with JSON_DECODE_INT_AS_REAL,
+ * so huge ids are reported, not rejected by the parser): 1 and *out set, else 0. */
+RM_INTERNAL int rm_json_integer(const json_t *v, int64_t *out);
+
 /* Looks a merge rule up: returns 1 and sets *rank, *merged when (left, right) merges. */
 RM_INTERNAL int rm_bpe_pair_get(const rm_bpe *bpe, int32_t left, int32_t right, uint32_t *rank,
                                 int32_t *merged);

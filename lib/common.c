@@ -232,8 +232,18 @@ float rm_bf16_to_f32(uint16_t h) {
     return f;
 }
 
+/* IEEE half -> float by bits (portable: clang 14 has no _Float16 on x86). */
 float rm_f16_to_f32(uint16_t h) {
-    _Float16 v;
-    memcpy(&v, &h, 2);
-    return (float)v;
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF, u;
+    if (exp == 0x1F) u = sign | 0x7F800000u | (mant << 13);          /* inf, nan */
+    else if (exp) u = sign | ((exp + 112) << 23) | (mant << 13);     /* normal */
+    else if (!mant) u = sign;                                         /* zero */
+    else {                                                            /* subnormal: normalise */
+        int e = -1;
+        do { e++; mant <<= 1; } while (!(mant & 0x400));
+        u = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }

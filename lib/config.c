@@ -49,6 +49,15 @@ static const char *json_kind(const json_t *v) {
     return "an unknown value";
 }
 
+/* jansson reports some allocation failures as syntax errors ("invalid
+ * token"), so an allocator that is out of memory right now decides. */
+static int json_failed_for_memory(const json_error_t *e) {
+    if (json_error_code(e) == json_error_out_of_memory) return 1;
+    void *probe = rm_malloc(1);
+    rm_mfree(probe);
+    return probe == NULL;
+}
+
 /* A field that is absent or null counts as absent (transformers writes null
  * for "use the default"). */
 static json_t *field(json_t *obj, const char *key) {
@@ -200,9 +209,31 @@ static rm_status read_sizes(const cfg_reader *r, json_t *root, rm_config *cfg) {
 
     const char *act;
     if ((st = get_string(r, root, "", "hidden_act", &act))) return st;
-    if (act && strcmp(act, "silu") != 0)
+    /* transformers maps "swish" to the same SiLU. */
+    if (act && strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
         return rm_fail(r->err, RM_ERR_UNSUPPORTED, "%s: field \"hidden_act\" is \"%.100s\"; only \"silu\" is supported",
                        r->name, act);
+
+    /* Qwen2/Qwen3 can window some layers' attention; we compute full attention only. */
+    int windowed;
+    if ((st = get_bool(r, root, "use_sliding_window", 0, &windowed))) return st;
+    if (windowed)
+        return rm_fail(r->err, RM_ERR_UNSUPPORTED, "%s: field \"use_sliding_window\" is true; sliding-window "
+                       "attention is not supported", r->name);
+    json_t *types = field(root, "layer_types");
+    if (types) {
+        if (!json_is_array(types))
+            return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"layer_types\" must be an array, found %s", r->name,
+                           json_kind(types));
+        size_t i;
+        json_t *t;
+        json_array_foreach(types, i, t) {
+            if (!json_is_string(t) || strcmp(json_string_value(t), "full_attention") != 0)
+                return rm_fail(r->err, RM_ERR_UNSUPPORTED, "%s: field \"layer_types[%zu]\" is %s%s%s; only "
+                               "\"full_attention\" is supported", r->name, i, json_is_string(t) ? "\"" : "",
+                               json_is_string(t) ? json_string_value(t) : json_kind(t), json_is_string(t) ? "\"" : "");
+        }
+    }
     return RM_OK;
 }
 
@@ -348,7 +379,9 @@ static rm_status read_flags(const cfg_reader *r, json_t *root, rm_config *cfg) {
         cfg->qk_norm = 1;
         break;
     }
-    if ((st = get_int(r, root, "", "pad_token_id", 0, -1, 0, INT32_MAX, &cfg->pad_token_id))) return st;
+    /* Some converted configs write -1 for "none". */
+    if ((st = get_int(r, root, "", "pad_token_id", 0, -1, INT32_MIN, INT32_MAX, &cfg->pad_token_id))) return st;
+    if (cfg->pad_token_id < 0) cfg->pad_token_id = -1;
 
     const char *dtype;
     if ((st = get_string(r, root, "", "dtype", &dtype))) return st;
@@ -366,7 +399,7 @@ rm_status rm_config_parse(rm_config *cfg, const char *json, size_t len, const ch
      * tokenizer_config.json); sizes are checked integral and bounded anyway. */
     json_t *root = json_loadb(json, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        if (strstr(jerr.text, "out of memory"))
+        if (json_failed_for_memory(&jerr))
             return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory parsing JSON", r.name);
         return rm_fail(err, RM_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", r.name, jerr.line,
                        jerr.column, jerr.text);

@@ -6,6 +6,7 @@
  */
 #include "cpu_ops.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -47,12 +48,6 @@ void rm_cpu_head_rmsnorm(float *x, const float *w, size_t n_rows, size_t n_heads
     size_t n = n_rows * n_heads;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n * head_dim >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) rmsnorm_row(x + i * head_dim, x + i * head_dim, w, head_dim, eps);
-}
-
-void rm_cpu_add_bias(float *y, const float *b, size_t n_rows, size_t dim, int n_threads) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_rows * dim >= PAR_MIN_WORK)
-    for (size_t r = 0; r < n_rows; r++)
-        for (size_t i = 0; i < dim; i++) y[r * dim + i] += b[i];
 }
 
 void rm_cpu_add(float *y, const float *x, size_t n, int n_threads) {
@@ -137,6 +132,7 @@ RM_HOT static void attend_group(const rm_cpu_attn *a, size_t i, size_t g, float 
     size_t hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
     size_t q_stride = a->n_heads * hd, kv_stride = a->n_kv_heads * hd;
     size_t nk = a->n_keys[i];
+    if (nk == 0) return;        /* a query another path handles */
     const size_t *rows = a->key_rows + a->key_off[i];
     const float *q = a->q + i * q_stride + g * group * hd;
     float *out = a->out + i * q_stride + g * group * hd;
@@ -182,6 +178,70 @@ void rm_cpu_attention(const rm_cpu_attn *a, int n_threads) {
         float *s = a->scratch + (size_t)omp_get_thread_num() * per_thread;
 #pragma omp for schedule(dynamic, 4)
         for (size_t it = 0; it < n_items; it++) attend_group(a, it / a->n_kv_heads, it % a->n_kv_heads, s);
+    }
+}
+
+/* Softmax of row s over keys [0, n_valid), zeros in [n_valid, n): the same
+ * arithmetic as attend_group. */
+static void softmax_row(float *s, size_t n_valid, size_t n) {
+    float max = s[0];
+    for (size_t j = 1; j < n_valid; j++) max = s[j] > max ? s[j] : max;
+    double sum = 0;
+    for (size_t j = 0; j < n_valid; j++) {
+        s[j] = expf(s[j] - max);
+        sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t j = 0; j < n_valid; j++) s[j] *= inv;
+    for (size_t j = n_valid; j < n; j++) s[j] = 0;
+}
+
+void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads) {
+    size_t hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
+    size_t n_blocks = (a->n_q + RM_CPU_ATTN_BLOCK - 1) / RM_CPU_ATTN_BLOCK, n_items = a->n_heads * n_blocks;
+    size_t per_thread = (size_t)RM_CPU_ATTN_BLOCK * (a->first_pos + a->n_q);
+    int q_stride = (int)(a->n_heads * hd), kv_stride = (int)(a->n_kv_heads * hd);
+    /* Later blocks see more keys: dynamic scheduling balances them. */
+#pragma omp parallel num_threads(n_threads) if (n_items > 1)
+    {
+        float *scores = a->scores + (size_t)omp_get_thread_num() * per_thread;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t it = 0; it < n_items; it++) {
+            size_t h = it / n_blocks, q0 = (n_blocks - 1 - it % n_blocks) * RM_CPU_ATTN_BLOCK;  /* big first */
+            const float *k = a->k + (h / group) * hd, *v = a->v + (h / group) * hd;
+            size_t nb = a->n_q - q0 < RM_CPU_ATTN_BLOCK ? a->n_q - q0 : RM_CPU_ATTN_BLOCK;
+            size_t n_keys = a->first_pos + q0 + nb;   /* the block's last query sees them all */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_keys, (int)hd, a->scale,
+                        a->q + q0 * (size_t)q_stride + h * hd, q_stride, k, kv_stride, 0.0f, scores, (int)n_keys);
+            for (size_t i = 0; i < nb; i++) softmax_row(scores + i * n_keys, a->first_pos + q0 + i + 1, n_keys);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)hd, (int)n_keys, 1.0f, scores,
+                        (int)n_keys, v, kv_stride, 0.0f, a->out + q0 * (size_t)q_stride + h * hd, q_stride);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- projections */
+
+/* Output columns per slice are a multiple of this (the GEMM kernels' width). */
+#define LINEAR_ALIGN 64
+
+void rm_cpu_linear(float *Y, const float *X, size_t n, const float *W, size_t out, size_t in, const float *bias,
+                   int n_threads) {
+    if (n == 0 || out == 0) return;
+    size_t work = n * out * in;
+#pragma omp parallel num_threads(n_threads) if (work >= 64 * (size_t)PAR_MIN_WORK)
+    {
+        size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+        size_t per = (out + nt - 1) / nt;
+        per = (per + LINEAR_ALIGN - 1) / LINEAR_ALIGN * LINEAR_ALIGN;
+        size_t o0 = t * per, o1 = o0 + per < out ? o0 + per : out;
+        if (o0 < o1) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(o1 - o0), (int)in, 1.0f, X, (int)in,
+                        W + o0 * in, (int)in, 0.0f, Y + o0, (int)out);
+            if (bias)
+                for (size_t r = 0; r < n; r++)
+                    for (size_t i = o0; i < o1; i++) Y[r * out + i] += bias[i];
+        }
     }
 }
 

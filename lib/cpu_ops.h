@@ -23,8 +23,14 @@ RM_INTERNAL void rm_cpu_rmsnorm(float *y, const float *x, const float *w, size_t
 RM_INTERNAL void rm_cpu_head_rmsnorm(float *x, const float *w, size_t n_rows, size_t n_heads,
                                      size_t head_dim, double eps, int n_threads);
 
-/* y[r][i] += b[i]. */
-RM_INTERNAL void rm_cpu_add_bias(float *y, const float *b, size_t n_rows, size_t dim, int n_threads);
+/* Y[n, out] = X[n, in] . W[out, in]^T (+ bias[out]): the GEMM of every
+ * projection. The output columns are split over the OpenMP threads, each
+ * calling a single-threaded cblas_sgemm on its slice, so the BLAS's own
+ * thread pool stays idle (it is set to 1 thread by the engine) and never
+ * spins against the OpenMP team; each element is computed by one call with
+ * the same order along `in` whatever the thread count. */
+RM_INTERNAL void rm_cpu_linear(float *Y, const float *X, size_t n, const float *W, size_t out, size_t in,
+                               const float *bias, int n_threads);
 
 /* y[i] += x[i]. */
 RM_INTERNAL void rm_cpu_add(float *y, const float *x, size_t n, int n_threads);
@@ -63,6 +69,27 @@ typedef struct rm_cpu_attn {
 } rm_cpu_attn;
 RM_INTERNAL void rm_cpu_attention(const rm_cpu_attn *a, int n_threads);
 
+/* The same for a run of consecutive query rows of one sequence, through
+ * BLAS: per head and block of queries, scores = Q K^T (one GEMM), a masked
+ * softmax per row, then P V (another GEMM). Faster than rm_cpu_attention
+ * when a sequence has many queries (long prompts); the causal mask costs at
+ * most one block of extra keys per query.
+ * Query i is at position first_pos + i and attends keys 0 .. first_pos + i,
+ * which are rows 0 .. of k and v (contiguous, stride n_kv_heads * head_dim).
+ * Heads and blocks are split over the threads, each calling a
+ * single-threaded cblas_sgemm.
+ * scores: n_threads * RM_CPU_ATTN_BLOCK * (first_pos + n_q) floats. */
+#define RM_CPU_ATTN_BLOCK 256
+typedef struct rm_cpu_attn_run {
+    const float *q;             /* n_q rows of n_heads * head_dim */
+    float *out;                 /* n_q rows, same layout */
+    const float *k, *v;         /* first_pos + n_q rows of n_kv_heads * head_dim */
+    size_t n_q, first_pos, n_heads, n_kv_heads, head_dim;
+    float scale;
+    float *scores;
+} rm_cpu_attn_run;
+RM_INTERNAL void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads);
+
 /* Converts rows of a weight matrix (rm_tensor) to fp32 with up to
  * n_threads threads: out holds n_rows * row_len floats. */
 RM_INTERNAL void rm_cpu_convert(const rm_tensor *t, int64_t n_rows, int64_t row_len, float *out,
@@ -82,5 +109,9 @@ RM_INTERNAL rm_status rm_engine_cpu_create_ex(struct rm_engine **out, const rm_c
 RM_INTERNAL size_t rm_engine_cpu_default_budget(void);
 /* 1 when the engine keeps fp32 copies (or needs none: fp32 weights). */
 RM_INTERNAL int rm_engine_cpu_is_resident(const struct rm_engine *e);
+/* Sequences with at least this many queries of their own use BLAS attention
+ * (default 64); tests set 0 (always) or SIZE_MAX (never) to compare paths.
+ * Not thread-safe against a running forward. */
+RM_INTERNAL void rm_engine_cpu_set_attn_blas_min(struct rm_engine *e, size_t min_queries);
 
 #endif

@@ -29,6 +29,11 @@
  * GEMMs large enough to run near peak. */
 #define MLP_CHUNK 512
 
+/* A sequence with at least this many queries of its own in a layer runs its
+ * attention through BLAS (rm_cpu_attention_blas); shorter ones, and the
+ * last layer's single queries, through rm_cpu_attention. */
+#define ATTN_BLAS_MIN_QUERIES 64
+
 /* Rows of the embedding gathered per task. */
 #define EMBED_BLOCK 16
 
@@ -58,6 +63,7 @@ struct rm_engine {
     float *final_norm;
     float *inv_freq;                        /* head_dim / 2 */
     size_t stream_floats;                   /* scratch for one layer's per-pass conversions */
+    size_t attn_blas_min;                   /* ATTN_BLAS_MIN_QUERIES unless a test set it */
 
     /* Counters, updated with atomic adds. */
     uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
@@ -250,6 +256,7 @@ rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const r
     e->cfg.labels = NULL;
     e->w = w;
     e->n_threads = n_threads ? n_threads : online_cores();
+    e->attn_blas_min = ATTN_BLAS_MIN_QUERIES;
     size_t L = (size_t)cfg->n_layers, half = (size_t)cfg->head_dim / 2;
     e->layers = rm_calloc(L, sizeof *e->layers);
     e->layer_tokens = rm_calloc(L, sizeof *e->layer_tokens);
@@ -280,7 +287,7 @@ rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const r
     } else {
         e->stream_floats = max_layer;
     }
-    openblas_set_num_threads(e->n_threads);
+    openblas_set_num_threads(1);   /* the engine's threads are OpenMP's: see rm_cpu_linear */
     *out = e;
     return RM_OK;
 fail:
@@ -295,17 +302,25 @@ static rm_status cpu_create(rm_engine **out, const rm_config *cfg, const rm_mode
 
 int rm_engine_cpu_is_resident(const rm_engine *e) { return e ? e->resident : 0; }
 
+void rm_engine_cpu_set_attn_blas_min(rm_engine *e, size_t min_queries) {
+    if (e) e->attn_blas_min = min_queries;
+}
+
 /* ---------------------------------------------------------------- forward */
 
 /* One forward pass's plan and scratch, all from one rm_malloc'ed list. */
 typedef struct pass {
     size_t n_seqs, n_rows, n_total, max_len;
     size_t *seq_off;        /* n_seqs: start of sequence s in row_of */
+    size_t *seq_len, *seq_shared; /* n_seqs: the batch's n_tokens and shared_len (0 without sharing) */
     size_t *row_of;         /* n_total: row of (s, p) at row_of[seq_off[s] + p] */
     size_t *row_pos;        /* n_rows: position of each row */
     int32_t *row_tok;       /* n_rows */
     size_t *row_keys;       /* n_rows: offset of the row's sequence map (key_off of attention) */
-    size_t *row_nkeys;      /* n_rows: position + 1 */
+    size_t *row_nkeys;      /* n_rows: position + 1, or 0 when the row's sequence uses BLAS attention */
+    size_t *blas_seqs, n_blas; /* sequences whose attention runs through BLAS (not in the last layer) */
+    float *kbuf, *vbuf;     /* such a sequence's keys and values gathered when it shares a prefix */
+    float *scores;          /* n_threads * RM_CPU_ATTN_BLOCK * max_len */
     size_t *last_row, *last_pos, *last_keys, *last_nkeys; /* n_seqs: the last token of each sequence */
     float *x, *h, *q, *k, *v, *att;        /* activations */
     float *xs, *hs;                        /* last layer: the n_seqs rows */
@@ -314,7 +329,7 @@ typedef struct pass {
     float *attn_scratch;
     float *wbuf;                           /* per-pass weight conversion (not resident) */
     uint64_t bytes_read;
-    void *blocks[32];
+    void *blocks[40];
     size_t n_blocks;
 } pass;
 
@@ -381,6 +396,13 @@ static rm_status check_batch(const rm_engine *e, const rm_batch *b, pass *p, rm_
     return RM_OK;
 }
 
+/* A sequence's own queries (those after its shared prefix) go through BLAS
+ * attention when there are enough of them. */
+static int uses_blas_attention(const rm_engine *e, size_t n, size_t shared) {
+    return n > shared && n - shared >= e->attn_blas_min;
+}
+
+/* Allocates the pass's scratch and maps every (sequence, position) to a row. */
 static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
     const rm_config *c = &e->cfg;
     size_t S = p->n_seqs, R = p->n_rows, H = (size_t)c->hidden, QD = (size_t)(c->n_heads * c->head_dim),
@@ -391,12 +413,26 @@ static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
     size_t RQ = R > S ? R : S, chunk = RQ < MLP_CHUNK ? RQ : MLP_CHUNK;
     int ok = 1;
     p->seq_off = pass_alloc(p, S, sizeof(size_t), &ok);
+    p->seq_len = pass_alloc(p, S, sizeof(size_t), &ok);
+    p->seq_shared = pass_alloc(p, S, sizeof(size_t), &ok);
     p->row_of = pass_alloc(p, p->n_total, sizeof(size_t), &ok);
     p->row_pos = pass_alloc(p, R, sizeof(size_t), &ok);
     p->row_tok = pass_alloc(p, R, sizeof(int32_t), &ok);
     p->row_keys = pass_alloc(p, R, sizeof(size_t), &ok);
     p->row_nkeys = pass_alloc(p, R, sizeof(size_t), &ok);
     p->last_row = pass_alloc(p, 4 * S, sizeof(size_t), &ok);
+    p->blas_seqs = pass_alloc(p, S, sizeof(size_t), &ok);
+    int any_blas = 0, any_gather = 0;
+    for (size_t s = 0; s < S; s++) {
+        size_t shared = b->shared_len ? b->shared_len[s] : 0;
+        if (uses_blas_attention(e, b->n_tokens[s], shared)) any_blas = 1, any_gather |= shared > 0;
+    }
+    if (any_blas)
+        p->scores = pass_alloc(p, (size_t)e->n_threads * RM_CPU_ATTN_BLOCK * p->max_len, sizeof(float), &ok);
+    if (any_gather) {
+        p->kbuf = pass_alloc(p, p->max_len * KD, sizeof(float), &ok);
+        p->vbuf = pass_alloc(p, p->max_len * KD, sizeof(float), &ok);
+    }
     p->x = pass_alloc(p, R * H, sizeof(float), &ok);
     p->h = pass_alloc(p, RQ * H, sizeof(float), &ok);
     p->q = pass_alloc(p, RQ * QD, sizeof(float), &ok);
@@ -422,14 +458,18 @@ static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
     size_t r = 0, off = 0;
     for (size_t s = 0; s < S; s++) {
         size_t n = b->n_tokens[s], shared = b->shared_len ? b->shared_len[s] : 0;
+        int blas = uses_blas_attention(e, n, shared);
+        if (blas) p->blas_seqs[p->n_blas++] = s;
         p->seq_off[s] = off;
+        p->seq_len[s] = n;
+        p->seq_shared[s] = shared;
         if (shared) memcpy(p->row_of + off, p->row_of + p->seq_off[b->parent[s]], shared * sizeof(size_t));
         for (size_t i = shared; i < n; i++, r++) {
             p->row_of[off + i] = r;
             p->row_pos[r] = i;
             p->row_tok[r] = b->tokens[s][i];
             p->row_keys[r] = off;
-            p->row_nkeys[r] = i + 1;
+            p->row_nkeys[r] = blas ? 0 : i + 1;
         }
         p->last_row[s] = p->row_of[off + n - 1];
         p->last_pos[s] = n - 1;
@@ -452,16 +492,38 @@ static const float *weights_of(rm_engine *e, pass *p, const cpu_matrix *m, float
 }
 
 /* Y[n, m->rows] = X[n, m->cols] . W^T (+ bias). */
-static void linear(rm_engine *e, pass *p, const float *X, size_t n, const cpu_matrix *m, const float *W,
-                   const float *bias, float *Y) {
-    if (n == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m->rows, (int)m->cols, 1.0f, X,
-                (int)m->cols, W, (int)m->cols, 0.0f, Y, (int)m->rows);
-    if (bias) rm_cpu_add_bias(Y, bias, n, (size_t)m->rows, e->n_threads);
+static void linear(rm_engine *e, const float *X, size_t n, const cpu_matrix *m, const float *W, const float *bias,
+                   float *Y) {
+    rm_cpu_linear(Y, X, n, W, (size_t)m->rows, (size_t)m->cols, bias, e->n_threads);
 }
 
 static void gather_rows(float *dst, const float *src, const size_t *rows, size_t n, size_t width) {
     for (size_t i = 0; i < n; i++) memcpy(dst + i * width, src + rows[i] * width, width * sizeof(float));
+}
+
+/* The sequences with many queries: BLAS attention over their own rows. */
+static void attention_blas(rm_engine *e, pass *p) {
+    const rm_config *c = &e->cfg;
+    size_t QD = (size_t)(c->n_heads * c->head_dim), KD = (size_t)(c->n_kv_heads * c->head_dim);
+    for (size_t i = 0; i < p->n_blas; i++) {
+        size_t s = p->blas_seqs[i], off = p->seq_off[s], n = p->seq_len[s], shared = p->seq_shared[s];
+        size_t r0 = p->row_of[off + shared];
+        const float *k = p->k + r0 * KD, *v = p->v + r0 * KD;
+        if (shared) {   /* the keys are the parent's rows then these: gather them */
+            for (size_t j = 0; j < n; j++) {
+                memcpy(p->kbuf + j * KD, p->k + p->row_of[off + j] * KD, KD * sizeof(float));
+                memcpy(p->vbuf + j * KD, p->v + p->row_of[off + j] * KD, KD * sizeof(float));
+            }
+            k = p->kbuf, v = p->vbuf;
+        }
+        rm_cpu_attn_run run = {
+            .q = p->q + r0 * QD, .out = p->att + r0 * QD, .k = k, .v = v,
+            .n_q = n - shared, .first_pos = shared, .n_heads = (size_t)c->n_heads,
+            .n_kv_heads = (size_t)c->n_kv_heads, .head_dim = (size_t)c->head_dim,
+            .scale = (float)(1.0 / sqrt((double)c->head_dim)), .scores = p->scores,
+        };
+        rm_cpu_attention_blas(&run, e->n_threads);
+    }
 }
 
 /* One decoder layer. Not last: every row is a query and x is updated in
@@ -484,14 +546,14 @@ static void layer(rm_engine *e, pass *p, int64_t l, int last) {
 
     /* Attention. */
     rm_cpu_rmsnorm(p->h, p->x, L->attn_norm, R, H, c->rms_eps, nt);
-    linear(e, p, p->h, R, &L->wk, weights_of(e, p, &L->wk, wslot), L->bk, p->k);
-    linear(e, p, p->h, R, &L->wv, weights_of(e, p, &L->wv, wslot), L->bv, p->v);
+    linear(e, p->h, R, &L->wk, weights_of(e, p, &L->wk, wslot), L->bk, p->k);
+    linear(e, p->h, R, &L->wv, weights_of(e, p, &L->wv, wslot), L->bv, p->v);
     const float *hq = p->h;
     if (last) {
         gather_rows(p->hs, p->h, p->last_row, nq, H);
         hq = p->hs;
     }
-    linear(e, p, hq, nq, &L->wq, weights_of(e, p, &L->wq, wslot), L->bq, p->q);
+    linear(e, hq, nq, &L->wq, weights_of(e, p, &L->wq, wslot), L->bq, p->q);
     if (c->qk_norm) {
         rm_cpu_head_rmsnorm(p->q, L->q_norm, nq, NH, HD, c->rms_eps, nt);
         rm_cpu_head_rmsnorm(p->k, L->k_norm, R, NKV, HD, c->rms_eps, nt);
@@ -505,13 +567,14 @@ static void layer(rm_engine *e, pass *p, int64_t l, int last) {
         .n_keys = last ? p->last_nkeys : p->row_nkeys,
         .max_keys = p->max_len, .scale = (float)(1.0 / sqrt((double)HD)), .scratch = p->attn_scratch,
     };
+    if (!last) attention_blas(e, p);
     rm_cpu_attention(&a, nt);
     float *xq = p->x;
     if (last) {
         gather_rows(p->xs, p->x, p->last_row, nq, H);
         xq = p->xs;
     }
-    linear(e, p, p->att, nq, &L->wo, weights_of(e, p, &L->wo, wslot), L->bo, p->h);   /* h: free again */
+    linear(e, p->att, nq, &L->wo, weights_of(e, p, &L->wo, wslot), L->bo, p->h);   /* h: free again */
     rm_cpu_add(xq, p->h, nq * H, nt);
 
     /* MLP, in row chunks. */
@@ -522,10 +585,10 @@ static void layer(rm_engine *e, pass *p, int64_t l, int last) {
         size_t n = nq - r0 < chunk ? nq - r0 : chunk;
         float *xr = xq + r0 * H, *hr = p->h + r0 * H;
         rm_cpu_rmsnorm(hr, xr, L->mlp_norm, n, H, c->rms_eps, nt);
-        linear(e, p, hr, n, &L->w_gate, Wg, L->b_gate, p->gate);
-        linear(e, p, hr, n, &L->w_up, Wu, L->b_up, p->up);
+        linear(e, hr, n, &L->w_gate, Wg, L->b_gate, p->gate);
+        linear(e, hr, n, &L->w_up, Wu, L->b_up, p->up);
         rm_cpu_silu_mul(p->gate, p->up, n * F, nt);
-        linear(e, p, p->gate, n, &L->w_down, Wd, L->b_down, p->mlp_out);
+        linear(e, p->gate, n, &L->w_down, Wd, L->b_down, p->mlp_out);
         rm_cpu_add(xr, p->mlp_out, n * H, nt);
     }
     count(&e->layer_tokens[l], nq);
@@ -554,9 +617,10 @@ static rm_status cpu_forward(rm_engine *e, const rm_batch *b, float *out_hidden,
         pass_free(&p);
         return st;
     }
-    /* The BLAS thread count is process-wide: set it only when it differs, so
-     * concurrent passes of one engine never touch it. */
-    if (openblas_get_num_threads() != e->n_threads) openblas_set_num_threads(e->n_threads);
+    /* Every GEMM runs single-threaded inside an OpenMP team (rm_cpu_linear).
+     * The BLAS thread count is process-wide: set it only when something else
+     * changed it, so concurrent passes never touch it. */
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 
     const rm_config *c = &e->cfg;
     rm_cpu_rope_table(e->inv_freq, (size_t)c->head_dim / 2, p.max_len, p.cos_tab, p.sin_tab, e->n_threads);

@@ -48,7 +48,7 @@ static int rehash(rm_hashmap *m, size_t cap) {
             /* The full hash is not stored; the low 32 bits place the key as well
              * as any bits do for tables below 2^32 slots. Larger tables rehash
              * from the bytes. */
-            size_t j = (cap > 0xffffffffULL ? (size_t)rm_hash_bytes(s.key, s.len) : s.hash) & mask;
+            size_t j = (mask > 0xffffffffULL ? (size_t)rm_hash_bytes(s.key, s.len) : s.hash) & mask;
             while (slots[j].key) j = (j + 1) & mask;
             slots[j] = s;
         }

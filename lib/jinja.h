@@ -21,7 +21,9 @@ typedef struct rm_jinja_limits {
     size_t max_output;          /* bytes rendered; default 64 MiB */
     int64_t max_steps;          /* loop iterations + calls; default 10 million */
     int max_depth;              /* nesting of macro calls / expressions; default 200 */
+    size_t max_memory;          /* bytes of live values; default 4 x max_output, at least 64 MiB */
 } rm_jinja_limits;
+/* Zero fields take the defaults. Exceeding a bound is RM_ERR_LIMIT. */
 
 /* Parses a template. Errors (RM_ERR_TEMPLATE) name the line and construct. */
 RM_INTERNAL rm_status rm_template_parse(rm_template **out, const char *src, size_t len, rm_err *err);
@@ -48,5 +50,19 @@ typedef struct rm_render_opts {
 RM_INTERNAL rm_status rm_template_render(const rm_template *t, const rm_chat_message *msgs, size_t n_msgs,
                                          const rm_render_opts *opts, char **out, size_t *out_len,
                                          uint8_t **out_mask, rm_err *err);
+
+/* Renders with the template variables given as a JSON object (jansson):
+ * "messages" (an array of message objects, any keys, kept in order: e.g.
+ * "reasoning_content", "tool_calls"), and any other variable the template
+ * reads ("tools", "documents", "enable_thinking", ...). JSON null is None;
+ * integers and reals stay distinct. Variables not given default as in
+ * rm_template_render: tools and documents None, add_generation_prompt,
+ * bos_token and eos_token from opts (a key in vars wins). With
+ * opts->mark_message_data every string inside "messages" is marked.
+ * Call rm_global_init() first if jansson objects are created by the caller. */
+struct json_t;
+RM_INTERNAL rm_status rm_template_render_json(const rm_template *t, const struct json_t *vars,
+                                              const rm_render_opts *opts, char **out, size_t *out_len,
+                                              uint8_t **out_mask, rm_err *err);
 
 #endif

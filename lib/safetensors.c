@@ -23,6 +23,15 @@ struct rm_st_file {
     size_t n;
 };
 
+/* jansson reports some allocation failures as syntax errors ("invalid
+ * token"), so an allocator that is out of memory right now decides. */
+static int json_failed_for_memory(const json_error_t *e) {
+    if (json_error_code(e) == json_error_out_of_memory) return 1;
+    void *probe = rm_malloc(1);
+    rm_mfree(probe);
+    return probe == NULL;
+}
+
 size_t rm_dtype_size(rm_dtype dt) {
     switch (dt) {
     case RM_DT_F32: return 4;
@@ -122,9 +131,13 @@ static rm_status parse_entry(const char *file, const char *tname, json_t *entry,
                        tname, (unsigned long long)(end - begin), (unsigned long long)bytes);
     t->data = data + begin;
     t->n_bytes = (size_t)bytes;
-    /* Engines read elements in place; a misaligned one would be undefined behaviour. */
+    /* Engines read elements in place; a misaligned one would be undefined
+     * behaviour. Writers since safetensors 0.3 pad the header so every tensor
+     * is aligned; only an old or foreign writer leaves them misaligned. */
     if ((uintptr_t)t->data % rm_dtype_size(t->dtype) != 0)
-        return rm_fail(err, RM_ERR_UNSUPPORTED, "%s: tensor \"%s\": data at offset %llu is not aligned to its %zu-byte elements",
+        return rm_fail(err, RM_ERR_UNSUPPORTED,
+                       "%s: tensor \"%s\": data at offset %llu is not aligned to its %zu-byte elements (re-save the "
+                       "checkpoint with a current safetensors)",
                        file, tname, (unsigned long long)begin, rm_dtype_size(t->dtype));
     *begin_out = begin;
     *end_out = end;
@@ -227,7 +240,7 @@ rm_status rm_st_parse(rm_st_file **out, const void *buf, size_t len, const char 
     /* Duplicate names would make two tensors answer to one name. */
     json_t *root = json_loadb((const char *)bytes + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        if (strstr(jerr.text, "out of memory"))
+        if (json_failed_for_memory(&jerr))
             return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory parsing the header", file);
         return rm_fail(err, RM_ERR_FORMAT, "%s: header JSON invalid at column %d: %s", file, jerr.column,
                        jerr.text);

@@ -34,4 +34,14 @@ RM_INTERNAL int32_t rm_tok_id(const rm_tokenizer *tok, const char *token, size_t
 RM_INTERNAL const char *rm_tok_str(const rm_tokenizer *tok, int32_t id);
 RM_INTERNAL int32_t rm_tok_vocab_size(const rm_tokenizer *tok);   /* highest id + 1 */
 
+/* Added by the tokenizer's owner. */
+/* Appends the bytes the ids stand for to `out` (byte-level tokens as their raw
+ * bytes, added tokens as their text): the inverse of rm_tok_encode. The bytes
+ * of a partial sequence may be incomplete UTF-8. An unknown id is
+ * RM_ERR_INVALID_ARG naming its position. */
+RM_INTERNAL rm_status rm_tok_decode(const rm_tokenizer *tok, const int32_t *ids, size_t n, rm_buf *out,
+                                    rm_err *err);
+/* 1 when `id` is an entry of added_tokens (and *special set to its flag when not NULL). */
+RM_INTERNAL int rm_tok_is_added(const rm_tokenizer *tok, int32_t id, int *special);
+
 #endif

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdatomic.h>
 #define HAVE_X86_F16C 1
 #endif
 
@@ -40,6 +42,15 @@ struct rm_weights {
     size_t bytes_mapped;
 };
 
+/* jansson reports some allocation failures as syntax errors ("invalid
+ * token"), so an allocator that is out of memory right now decides. */
+static int json_failed_for_memory(const json_error_t *e) {
+    if (json_error_code(e) == json_error_out_of_memory) return 1;
+    void *probe = rm_malloc(1);
+    rm_mfree(probe);
+    return probe == NULL;
+}
+
 /* ------------------------------------------------------------ tensors */
 
 int64_t rm_tensor_numel(const rm_tensor *t) {
@@ -55,13 +66,26 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
     for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
 }
+
+/* F16C and AVX in the CPU, and YMM state enabled by the OS. By cpuid rather
+ * than __builtin_cpu_supports, which clang 14 lacks "f16c" for. */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const unsigned osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29;
+    if ((c & (osxsave | avx | f16c)) != (osxsave | avx | f16c)) return 0;
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6) == 6;
+}
 #endif
 
 static void f16_to_f32(const uint16_t *src, float *dst, size_t n) {
 #ifdef HAVE_X86_F16C
-    static int has_f16c = -1;   /* a benign race: every thread computes the same answer */
-    if (has_f16c < 0) has_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-    if (has_f16c) {
+    static _Atomic int has_f16c = -1;   /* every thread computes the same answer */
+    int has = atomic_load_explicit(&has_f16c, memory_order_relaxed);
+    if (has < 0) atomic_store_explicit(&has_f16c, has = cpu_has_f16c(), memory_order_relaxed);
+    if (has) {
         f16_to_f32_f16c(src, dst, n);
         return;
     }
@@ -148,8 +172,8 @@ static int tensor_name_cmp(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-static int shard_file_cmp(const void *a, const void *b) {
-    return strcmp(((const shard *)a)->file, ((const shard *)b)->file);
+static int str_ptr_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static const rm_tensor *find_in(const rm_tensor *const *by_name, size_t n, const char *name) {
@@ -212,7 +236,7 @@ static rm_status open_index(rm_weights *w, const char *dir, const char *index_pa
     json_t *root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &jerr);
     rm_mfree(text);
     if (!root) {
-        if (strstr(jerr.text, "out of memory")) return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", index_path);
+        if (json_failed_for_memory(&jerr)) return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", index_path);
         return rm_fail(err, RM_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", index_path, jerr.line,
                        jerr.column, jerr.text);
     }
@@ -228,13 +252,14 @@ static rm_status open_index(rm_weights *w, const char *dir, const char *index_pa
     }
     const char *key;
     json_t *val;
-    /* First pass: validate names and collect distinct files. */
-    size_t cap = n_entries < MAX_SHARDS ? n_entries : MAX_SHARDS;
-    w->shards = rm_calloc(cap, sizeof *w->shards);
-    if (!w->shards) {
+    /* First pass: validate every shard name, then the distinct ones, sorted
+     * (so shard numbers follow file order; O(n log n) however many entries). */
+    const char **files = rm_calloc(n_entries, sizeof *files);
+    if (!files) {
         json_decref(root);
         return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", index_path);
     }
+    size_t n_files = 0, n_distinct = 0;
     json_object_foreach(map, key, val) {
         if (!json_is_string(val)) {
             st = rm_fail(err, RM_ERR_FORMAT, "%s: weight_map entry \"%s\" must be a file name string", index_path,
@@ -242,22 +267,27 @@ static rm_status open_index(rm_weights *w, const char *dir, const char *index_pa
             goto done;
         }
         const char *file = json_string_value(val);
-        if (!shard_name_safe(file) || strlen(file) != json_string_length(val)) {
+        if (!shard_name_safe(file)) {
             st = rm_fail(err, RM_ERR_FORMAT,
                          "%s: shard name \"%.200s\" (for tensor \"%s\") refused: outside the model directory",
                          index_path, file, key);
             goto done;
         }
-        int seen = 0;
-        for (int i = 0; i < w->n_shards && !seen; i++) seen = strcmp(w->shards[i].file, file) == 0;
-        if (seen) continue;
-        if ((size_t)w->n_shards >= cap) {
-            st = rm_fail(err, RM_ERR_LIMIT, "%s: more than %d shard files", index_path, MAX_SHARDS);
-            goto done;
-        }
-        if ((st = add_shard(w, dir, file, err))) goto done;
+        files[n_files++] = file;
     }
-    qsort(w->shards, (size_t)w->n_shards, sizeof *w->shards, shard_file_cmp);
+    qsort(files, n_files, sizeof *files, str_ptr_cmp);
+    for (size_t i = 0; i < n_files; i++) n_distinct += i == 0 || strcmp(files[i - 1], files[i]) != 0;
+    if (n_distinct > MAX_SHARDS) {
+        st = rm_fail(err, RM_ERR_LIMIT, "%s: %zu shard files, more than the supported %d", index_path, n_distinct,
+                     MAX_SHARDS);
+        goto done;
+    }
+    if (!(w->shards = rm_calloc(n_distinct, sizeof *w->shards))) {
+        st = rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", index_path);
+        goto done;
+    }
+    for (size_t i = 0; i < n_files; i++)
+        if ((i == 0 || strcmp(files[i - 1], files[i]) != 0) && (st = add_shard(w, dir, files[i], err))) goto done;
     for (int i = 0; i < w->n_shards; i++) {
         if ((st = shard_open(&w->shards[i], err))) goto done;
         w->bytes_mapped += w->shards[i].map_len;
@@ -279,6 +309,7 @@ static rm_status open_index(rm_weights *w, const char *dir, const char *index_pa
         }
     }
 done:
+    rm_mfree(files);
     json_decref(root);
     return st;
 }

@@ -1,44 +1,61 @@
 #!/usr/bin/env bash
-# Runs every test program and script, adds up their "N passed, N failed"
-# lines, and prints the total last. --quick skips the slow parts.
+# Runs the test programs and scripts, adds up their "N passed, N failed"
+# lines, and prints the total last.
+#   tests/run.sh           the suite on $BUILD (default build)
+#   tests/run.sh --quick   the same, slow parts cut down (RM_QUICK=1)
+#   tests/run.sh --all     the suite, then again under ASan+UBSan (build-san, quick), then make fuzz
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-export BUILD
-QUICK=0
-[ "${1:-}" = "--quick" ] && QUICK=1
-export RM_QUICK=$QUICK
+MODE=${1:-}
 passed=0; failed=0; broken=()
-run() {
+
+run() {   # run NAME CMD...: one program, its summary line added to the totals
     local name=$1; shift
-    local out
+    local out rc line p f
     out=$("$@" 2> >(sed "s/^/  [$name] /" >&2))
-    local rc=$?
+    rc=$?
     printf '%s\n' "$out"
-    local line
     line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed' | tail -n 1)
     if [ -z "$line" ]; then
         echo "$name: exited $rc without a summary line" >&2
         failed=$((failed + 1)); broken+=("$name"); return
     fi
-    local p f
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); broken+=("$name(rc=$rc)"); fi
     [ "$f" -ne 0 ] && broken+=("$name")
 }
-for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] || continue
-    run "$(basename "$t")" "$t"
-done
-for s in tests/test_*.sh tests/test_*.py; do
-    [ -e "$s" ] || continue
-    case "$s" in
-        *.py) run "$(basename "$s")" python3 "$s" ;;
-        *) run "$(basename "$s")" bash "$s" ;;
-    esac
-done
+
+suite() {   # suite BUILD_DIR QUICK SANITIZED
+    export BUILD=$1 RM_QUICK=$2 RM_SANITIZED=$3
+    local tag=""
+    [ "$3" = 1 ] && tag="san:"
+    for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        run "$tag$(basename "$t")" "$t"
+    done
+    for s in tests/test_*.sh tests/test_*.py; do
+        [ -e "$s" ] || continue
+        case "$s" in
+            *.py) run "$tag$(basename "$s")" python3 "$s" ;;
+            *) run "$tag$(basename "$s")" bash "$s" ;;
+        esac
+    done
+}
+
+case "$MODE" in
+    --quick) suite "${BUILD:-build}" 1 0 ;;
+    --san) suite build-san 1 1 ;;
+    --all)
+        suite "${BUILD:-build}" 0 0
+        echo "== the suite again under AddressSanitizer + UndefinedBehaviorSanitizer" >&2
+        if make -s san-build >/dev/null; then suite build-san 1 1; else failed=$((failed + 1)); broken+=("san-build"); fi
+        echo "== fuzzing, a short fixed budget per harness" >&2
+        run fuzz tests/fuzz/run.sh
+        ;;
+    *) suite "${BUILD:-build}" 0 0 ;;
+esac
 [ ${#broken[@]} -gt 0 ] && echo "failing: ${broken[*]}" >&2
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

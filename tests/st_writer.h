@@ -98,10 +98,43 @@ static inline float st_value_cols(const st_spec *s, const char *name, int64_t i,
     return u / sqrtf((float)(n_cols > 0 ? n_cols : 1));
 }
 
+/* IEEE half precision, written out (no _Float16: clang 14 lacks it on x86),
+ * so tests check the library's conversion against an independent one. */
+static inline uint16_t st_f32_to_f16_bits(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));  /* inf, nan */
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);     /* rounds past 65504: inf */
+    if (ax < 0x38800000u) {                                       /* below 2^-14: subnormal */
+        float v;
+        memcpy(&v, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)nearbyintf(v * 16777216.0f));   /* units of 2^-24, nearest even */
+    }
+    uint32_t h = ((((ax >> 23) - 127 + 15) << 10) | ((ax & 0x7fffffu) >> 13)), rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;       /* nearest even; a carry bumps the exponent */
+    return (uint16_t)(sign | h);
+}
+
+static inline float st_f16_bits_to_f32(uint16_t h) {
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    float v;
+    if (e == 31) {
+        u = 0x7f800000u | (m << 13);
+        memcpy(&v, &u, 4);
+    } else {
+        v = e == 0 ? ldexpf((float)m, -24) : ldexpf((float)(m | 0x400u), (int)e - 25);
+    }
+    memcpy(&u, &v, 4);
+    u |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
 /* Rounds v as the file stores it: "BF16" (nearest even), "F16", "F32". */
 static inline float st_round(const char *dtype, float v) {
     if (strcmp(dtype, "F32") == 0) return v;
-    if (strcmp(dtype, "F16") == 0) return (float)(_Float16)v;
+    if (strcmp(dtype, "F16") == 0) return st_f16_bits_to_f32(st_f32_to_f16_bits(v));
     uint32_t u;
     memcpy(&u, &v, 4);
     u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
@@ -116,7 +149,7 @@ static inline void st_store(const char *dtype, float v, unsigned char *dst) {
     if (strcmp(dtype, "F32") == 0) {
         memcpy(dst, &v, 4);
     } else if (strcmp(dtype, "F16") == 0) {
-        _Float16 h = (_Float16)v;
+        uint16_t h = st_f32_to_f16_bits(v);
         memcpy(dst, &h, 2);
     } else {
         uint32_t u;

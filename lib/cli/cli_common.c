@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+
 FILE *cli_open_in(const char *path) {
     if (!path || strcmp(path, "-") == 0) return stdin;
     FILE *f = fopen(path, "rb");
@@ -110,4 +111,89 @@ long cli_count_lines(const char *path) {
     }
     fclose(f);
     return n + (last != '\n');
+}
+
+/* ---------------------------------------------------------------- scoring input lines */
+
+/* One input line, parsed into the API's structs (pointing into `json`). */
+
+void cli_line_clear(cli_line *l) {
+    json_decref(l->json);
+    free(l->msgs);
+    free(l->principles);
+    memset(l, 0, sizeof *l);
+}
+
+static const char *string_field(json_t *obj, const char *key, const char *where, char *err, size_t n) {
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v)) {
+        snprintf(err, n, "%s: \"%s\" must be a string", where, key);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static void line_build(cli_line *l, const char *const *default_principles, size_t n_default) {
+    json_t *j = l->json, *msgs = json_object_get(j, "messages");
+    rm_item_init(&l->item);
+    if (msgs) {
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+            snprintf(l->error, sizeof l->error, "\"messages\" must be a non-empty array");
+            return;
+        }
+        size_t n = json_array_size(msgs);
+        l->msgs = calloc(n, sizeof *l->msgs);
+        if (!l->msgs) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
+        for (size_t i = 0; i < n; i++) {
+            json_t *m = json_array_get(msgs, i);
+            char where[64];
+            snprintf(where, sizeof where, "messages[%zu]", i);
+            if (!json_is_object(m)) { snprintf(l->error, sizeof l->error, "%s must be an object", where); return; }
+            if (!(l->msgs[i].role = string_field(m, "role", where, l->error, sizeof l->error))) return;
+            if (!(l->msgs[i].content = string_field(m, "content", where, l->error, sizeof l->error))) return;
+        }
+        l->item.n_messages = n;
+    } else {
+        l->msgs = calloc(2, sizeof *l->msgs);
+        if (!l->msgs) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
+        const char *p = string_field(j, "prompt", "line", l->error, sizeof l->error);
+        if (!p) {
+            snprintf(l->error, sizeof l->error, "each line needs \"prompt\" and \"response\" strings, or \"messages\"");
+            return;
+        }
+        const char *r = string_field(j, "response", "line", l->error, sizeof l->error);
+        if (!r) return;
+        l->msgs[0] = (rm_message){"user", p};
+        l->msgs[1] = (rm_message){"assistant", r};
+        l->item.n_messages = 2;
+    }
+    l->item.messages = l->msgs;
+    json_t *pr = json_object_get(j, "principles");
+    if (pr) {
+        if (!json_is_array(pr) || json_array_size(pr) > CLI_MAX_PRINCIPLES) {
+            snprintf(l->error, sizeof l->error, "\"principles\" must be an array of at most %d strings", CLI_MAX_PRINCIPLES);
+            return;
+        }
+        size_t n = json_array_size(pr);
+        l->principles = calloc(n ? n : 1, sizeof *l->principles);
+        if (!l->principles) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = json_array_get(pr, i);
+            if (!json_is_string(v)) { snprintf(l->error, sizeof l->error, "principles[%zu] must be a string", i); return; }
+            l->principles[i] = json_string_value(v);
+        }
+        l->item.principles = l->principles;
+        l->item.n_principles = n;
+    } else {
+        l->item.principles = default_principles;
+        l->item.n_principles = n_default;
+    }
+}
+
+int cli_line_parse(cli_line *l, const char *text, size_t len, const char *const *default_principles,
+                   size_t n_default) {
+    memset(l, 0, sizeof *l);
+    l->json = cli_parse_line(text, len, l->error, sizeof l->error);
+    if (l->json) line_build(l, default_principles, n_default);
+    return l->error[0] ? -1 : 0;
 }

@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "nimreward.h"
+
 /* Exit codes: the contract scripts depend on. */
 enum { CLI_OK = 0, CLI_FATAL = 1, CLI_USAGE = 2, CLI_SOME_FAILED = 3 };
 
@@ -44,5 +46,21 @@ void cli_progress_update(cli_progress *p, long done, long failed);
 void cli_progress_end(cli_progress *p);
 /* Lines in a file (for the progress bar's total); 0 for stdin or on error. */
 long cli_count_lines(const char *path);
+
+/* One nimreward-score input line: {"prompt", "response"} or {"messages": [...]},
+ * optionally "principles": [...], parsed into an rm_item that points into json. */
+#define CLI_MAX_PRINCIPLES 256
+typedef struct cli_line {
+    json_t *json;
+    char error[512];              /* set when the line itself is bad */
+    rm_message *msgs;
+    const char **principles;
+    rm_item item;
+} cli_line;
+/* Returns 0, or -1 with l->error set. Lines without "principles" use the
+ * defaults (the --principle flags). Free with cli_line_clear() either way. */
+int cli_line_parse(cli_line *l, const char *text, size_t len, const char *const *default_principles,
+                   size_t n_default);
+void cli_line_clear(cli_line *l);
 
 #endif

@@ -19,8 +19,6 @@
 #include "cli_common.h"
 #include "nimreward.h"
 
-#define MAX_PRINCIPLES 256
-
 static void usage(FILE *f) {
     fputs("usage: nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]\n"
           "                       [--threads N] [--logits-range A,B] [--names a,b,...]\n"
@@ -29,89 +27,6 @@ static void usage(FILE *f) {
           "Each input line: {\"prompt\": ..., \"response\": ...} or {\"messages\": [...]}, optionally with\n"
           "\"principles\": [...]. Each output line: {\"scores\": {...}} or {\"error\": ...}.\n"
           "Exit status: 0 all lines scored, 3 some lines failed, 1 fatal error, 2 usage error.\n", f);
-}
-
-/* One input line, parsed into the API's structs (pointing into `json`). */
-typedef struct line_item {
-    json_t *json;
-    char error[512];              /* set when the line itself is bad */
-    rm_message *msgs;
-    const char **principles;
-    rm_item item;
-} line_item;
-
-static void line_clear(line_item *l) {
-    json_decref(l->json);
-    free(l->msgs);
-    free(l->principles);
-    memset(l, 0, sizeof *l);
-}
-
-static const char *string_field(json_t *obj, const char *key, const char *where, char *err, size_t n) {
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) {
-        snprintf(err, n, "%s: \"%s\" must be a string", where, key);
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-/* Fills l->item from l->json; on a bad line sets l->error. */
-static void line_build(line_item *l, const char *const *default_principles, size_t n_default) {
-    json_t *j = l->json, *msgs = json_object_get(j, "messages");
-    rm_item_init(&l->item);
-    if (msgs) {
-        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-            snprintf(l->error, sizeof l->error, "\"messages\" must be a non-empty array");
-            return;
-        }
-        size_t n = json_array_size(msgs);
-        l->msgs = calloc(n, sizeof *l->msgs);
-        if (!l->msgs) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
-        for (size_t i = 0; i < n; i++) {
-            json_t *m = json_array_get(msgs, i);
-            char where[64];
-            snprintf(where, sizeof where, "messages[%zu]", i);
-            if (!json_is_object(m)) { snprintf(l->error, sizeof l->error, "%s must be an object", where); return; }
-            if (!(l->msgs[i].role = string_field(m, "role", where, l->error, sizeof l->error))) return;
-            if (!(l->msgs[i].content = string_field(m, "content", where, l->error, sizeof l->error))) return;
-        }
-        l->item.n_messages = n;
-    } else {
-        l->msgs = calloc(2, sizeof *l->msgs);
-        if (!l->msgs) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
-        const char *p = string_field(j, "prompt", "line", l->error, sizeof l->error);
-        if (!p) {
-            snprintf(l->error, sizeof l->error, "each line needs \"prompt\" and \"response\" strings, or \"messages\"");
-            return;
-        }
-        const char *r = string_field(j, "response", "line", l->error, sizeof l->error);
-        if (!r) return;
-        l->msgs[0] = (rm_message){"user", p};
-        l->msgs[1] = (rm_message){"assistant", r};
-        l->item.n_messages = 2;
-    }
-    l->item.messages = l->msgs;
-    json_t *pr = json_object_get(j, "principles");
-    if (pr) {
-        if (!json_is_array(pr) || json_array_size(pr) > MAX_PRINCIPLES) {
-            snprintf(l->error, sizeof l->error, "\"principles\" must be an array of at most %d strings", MAX_PRINCIPLES);
-            return;
-        }
-        size_t n = json_array_size(pr);
-        l->principles = calloc(n ? n : 1, sizeof *l->principles);
-        if (!l->principles) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
-        for (size_t i = 0; i < n; i++) {
-            json_t *v = json_array_get(pr, i);
-            if (!json_is_string(v)) { snprintf(l->error, sizeof l->error, "principles[%zu] must be a string", i); return; }
-            l->principles[i] = json_string_value(v);
-        }
-        l->item.principles = l->principles;
-        l->item.n_principles = n;
-    } else {
-        l->item.principles = default_principles;
-        l->item.n_principles = n_default;
-    }
 }
 
 static json_t *tokens_json(const rm_scores *s) {
@@ -142,7 +57,7 @@ int main(int argc, char **argv) {
     const char *model_dir = NULL, *in_path = NULL, *out_path = NULL, *range = NULL;
     int with_tokens = 0;
     long batch = 16;
-    const char *principles[MAX_PRINCIPLES];
+    const char *principles[CLI_MAX_PRINCIPLES];
     size_t n_principles = 0;
     rm_params params;
     rm_params_init(&params);
@@ -172,7 +87,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--now")) params.now = v;
         else if (!strcmp(a, "--principle")) {
             if (!v) goto missing;
-            if (n_principles == MAX_PRINCIPLES) { fprintf(stderr, "error: at most %d --principle\n", MAX_PRINCIPLES); return CLI_USAGE; }
+            if (n_principles == CLI_MAX_PRINCIPLES) { fprintf(stderr, "error: at most %d --principle\n", CLI_MAX_PRINCIPLES); return CLI_USAGE; }
             principles[n_principles++] = v;
         } else if (!strcmp(a, "--tokens")) with_tokens = 1, takes = 0;
         else if (!strcmp(a, "--content-special-tokens")) params.content_special_tokens = 1, takes = 0;
@@ -213,7 +128,7 @@ int main(int argc, char **argv) {
         return CLI_FATAL;
     }
 
-    line_item *lines = calloc((size_t)batch, sizeof *lines);
+    cli_line *lines = calloc((size_t)batch, sizeof *lines);
     rm_item *items = calloc((size_t)batch, sizeof *items);
     rm_scores **results = calloc((size_t)batch, sizeof *results);
     size_t *item_of_line = calloc((size_t)batch, sizeof *item_of_line);
@@ -230,10 +145,8 @@ int main(int argc, char **argv) {
         while (n_lines < (size_t)batch) {
             long len = cli_read_line(in, &buf, &cap);
             if (len < 0) { eof = 1; break; }
-            line_item *l = &lines[n_lines++];
-            l->json = cli_parse_line(buf, (size_t)len, l->error, sizeof l->error);
-            if (l->json) line_build(l, principles, n_principles);
-            if (!l->error[0]) {
+            cli_line *l = &lines[n_lines++];
+            if (cli_line_parse(l, buf, (size_t)len, principles, n_principles) == 0) {
                 item_of_line[n_lines - 1] = n_items;
                 items[n_items++] = l->item;
             }
@@ -246,7 +159,7 @@ int main(int argc, char **argv) {
             }
         }
         for (size_t i = 0; i < n_lines && !fatal; i++) {
-            line_item *l = &lines[i];
+            cli_line *l = &lines[i];
             int rc;
             if (l->error[0]) {
                 rc = cli_write_error(out, l->error);
@@ -260,7 +173,7 @@ int main(int argc, char **argv) {
             done++;
         }
         for (size_t i = 0; i < n_items; i++) { rm_scores_free(results[i]); results[i] = NULL; }
-        for (size_t i = 0; i < n_lines; i++) line_clear(&lines[i]);
+        for (size_t i = 0; i < n_lines; i++) cli_line_clear(&lines[i]);
         cli_progress_update(&bar, done, failed);
     }
     cli_progress_end(&bar);

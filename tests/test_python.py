@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The ctypes bindings (python/nimreward.py) against the fixtures."""
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+FIX = os.environ.get("RM_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures")
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    passed += bool(cond)
+    failed += not cond
+    if not cond:
+        print("FAIL:", what, file=sys.stderr)
+
+
+def main():
+    if os.environ.get("RM_SANITIZED") == "1":   # an ASan library cannot be dlopen'ed into python
+        print("test_python: 0 passed, 0 failed")
+        return 0
+    import nimreward
+    with open(os.path.join(FIX, "reference", "tiny-llama3-seqcls.reference.jsonl")) as f:
+        rows = [json.loads(l) for l in f][:3]
+    with nimreward.RewardModel(os.path.join(FIX, "models", "tiny-llama3-seqcls"), device="cpu") as rm:
+        out = rm.score_batch([{"messages": r["messages"]} for r in rows])
+        for o, r in zip(out, rows):
+            check(list(o) == ["helpfulness", "correctness", "coherence", "complexity", "verbosity"], "names")
+            check(all(abs(a - b) <= 1e-4 + 1e-4 * abs(b) for a, b in zip(o.values(), r["scores_fp32"])), "values")
+        check(rm.render(rows[0]["messages"]) == rows[0]["rendered"], "render")
+        one = rm.score("Is 17 prime?", "Yes.")
+        check(one == rm.score_batch([{"prompt": "Is 17 prime?", "response": "Yes."}])[0], "score = a batch of one")
+        try:
+            rm.score_messages([{"role": "user", "content": "hi"}], principles=["p"])
+            check(False, "principle on a classification model raises")
+        except nimreward.RewardError as e:
+            check(e.status == 1 and "classification" in str(e), f"error names why: {e}")
+    try:
+        nimreward.RewardModel("/nonexistent")
+        check(False, "missing model raises")
+    except nimreward.RewardError as e:
+        check(e.status == 2 and "/nonexistent" in str(e), "missing model: RM_ERR_IO naming the path")
+    print(f"test_python: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
