@@ -17,6 +17,7 @@ import os
 import random
 import re
 import struct
+import sys
 
 CORPUS = """
 A reward model reads a conversation and returns a score for the last response.
@@ -201,7 +202,7 @@ def main():
         json.dump({"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
                    "model_max_length": 4096, "chat_template": TEMPLATE}, f, indent=2)
     print(f"demo model written to {args.out}: vocab {n_vocab} ({len(merges)} merges), hidden {hidden}, "
-          f"{layers} layers, labels {','.join(LABELS)}")
+          f"{layers} layers, labels {','.join(LABELS)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
