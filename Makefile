@@ -27,7 +27,7 @@ OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
           -Iinclude -Ilib $(SANFLAGS)
-LDLIBS += -ljansson -lpcre2-8 -lopenblas -lm -lpthread -fopenmp $(SANFLAGS)
+LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -fopenmp $(SANFLAGS)
 
 LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

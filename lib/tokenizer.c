@@ -1,19 +1,23 @@
 /*
  * tokenizer.c - encoding with a loaded tokenizer.json, in Hugging Face's order:
- * split out added tokens (leftmost-longest, lstrip/rstrip/single_word), run
- * the pre-tokenizers (regex splits, Isolated) on the text between them, and
- * merge each piece with the BPE model. Everything a call writes lives in its
- * own encode_ctx, so threads may share one tokenizer.
+ * split out added tokens (leftmost-longest, lstrip/rstrip/single_word),
+ * normalize the text between them (utf8proc) and split out the normalized
+ * added tokens there, run the pre-tokenizers (regex splits, Isolated) on what
+ * is left, and merge each piece with the BPE model. Everything a call writes
+ * lives in its own encode_ctx, so threads may share one tokenizer.
  */
+#include <stdint.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "tokenizer_impl.h"
 
 typedef struct encode_ctx {
     const rm_tokenizer *tok;
-    const char *text;         /* the whole input, for offsets in messages */
+    const char *text;         /* the whole input (for offsets in messages), or while normalized
+                               * tokens are split out, the normalized segment */
     size_t len;
-    const uint8_t *mask;      /* bytes where added tokens are not recognised, or NULL */
+    const uint8_t *mask;      /* bytes of `text` where added tokens are not recognised, or NULL */
     rm_ids *out;
     rm_err *err;
     pcre2_match_data *md;
@@ -55,6 +59,110 @@ static int word_char_at(encode_ctx *c, size_t at, size_t end) {
     int rc = pcre2_match(c->tok->word_re, (PCRE2_SPTR)c->text, end, at, PCRE2_ANCHORED | PCRE2_NO_UTF_CHECK, c->md,
                          NULL);
     return rc >= 0;
+}
+
+/* ---------------------------------------------------------------- normalizer */
+
+/* What utf8proc_NFC & co. pass, less NULLTERM: the text has a length and may hold NUL. */
+static utf8proc_option_t form_options(rm_norm_form form) {
+    switch (form) {
+    case RM_NORM_NFD: return UTF8PROC_STABLE | UTF8PROC_DECOMPOSE;
+    case RM_NORM_NFKC: return UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+    case RM_NORM_NFKD: return UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+    case RM_NORM_NFC: break;
+    }
+    return UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+}
+
+static rm_status utf8proc_failed(utf8proc_ssize_t code, const char *what, rm_err *err) {
+    rm_status st = code == UTF8PROC_ERROR_NOMEM ? RM_ERR_NOMEM
+                   : code == UTF8PROC_ERROR_OVERFLOW ? RM_ERR_LIMIT
+                                                     : RM_ERR_INTERNAL;
+    return rm_fail(err, st, "%s: normalizing: %s", what, utf8proc_errmsg(code));
+}
+
+/* One form into a new buffer: the steps of utf8proc_map, which would allocate
+ * with malloc where we want rm_malloc (so allocation failures can be tested). */
+static rm_status apply_form(const char *s, size_t n, rm_norm_form form, char **out, size_t *out_len,
+                            const char *what, rm_err *err) {
+    utf8proc_option_t opt = form_options(form);
+    if (n > (size_t)(SIZE_MAX / 2 / sizeof(utf8proc_int32_t)))
+        return rm_fail(err, RM_ERR_LIMIT, "%s: %zu bytes are too many to normalize", what, n);
+    utf8proc_ssize_t need = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, NULL, 0, opt);
+    if (need < 0) return utf8proc_failed(need, what, err);
+    /* Decomposed code points, then re-encoded in place as UTF-8 (at most 4 bytes each) plus a NUL. */
+    utf8proc_int32_t *buf = rm_malloc((size_t)need * sizeof *buf + 1);
+    if (!buf) return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory normalizing %zu bytes", what, n);
+    utf8proc_ssize_t got = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, buf, need, opt);
+    if (got >= 0) got = utf8proc_reencode(buf, got, opt);
+    if (got < 0) {
+        rm_mfree(buf);
+        return utf8proc_failed(got, what, err);
+    }
+    *out = (char *)buf;
+    *out_len = (size_t)got;
+    return RM_OK;
+}
+
+/* All the forms, in order, over s[0..n) into a new buffer. */
+static rm_status apply_forms(const rm_tokenizer *tok, const char *s, size_t n, char **out, size_t *out_len,
+                             const char *what, rm_err *err) {
+    char *cur = NULL;
+    size_t cur_len = n;
+    for (size_t k = 0; k < tok->n_norms; k++) {
+        char *next = NULL;
+        size_t next_len = 0;
+        rm_status st = apply_form(cur ? cur : s, cur_len, tok->norms[k], &next, &next_len, what, err);
+        rm_mfree(cur);
+        if (st != RM_OK) return st;
+        cur = next;
+        cur_len = next_len;
+    }
+    *out = cur;
+    *out_len = cur_len;
+    return RM_OK;
+}
+
+static int is_ascii(char c) { return (unsigned char)c < 0x80; }
+
+/* No form changes an ASCII character, composes one onto what precedes it or
+ * reorders marks across it, so text may be cut before any ASCII character
+ * and the parts normalized apart: only runs of non-ASCII characters, with the
+ * ASCII one before them (it may take a combining mark), go through utf8proc.
+ * English prompts then cost a copy. */
+rm_status rm_tok_normalize(const rm_tokenizer *tok, const char *s, size_t n, char **out, size_t *out_len,
+                           const char *what, rm_err *err) {
+    *out = NULL;
+    *out_len = n;
+    size_t i = 0;
+    while (i < n && is_ascii(s[i])) i++;
+    if (i == n || tok->n_norms == 0) return RM_OK;
+    rm_buf res = {0};
+    size_t done = 0;   /* s[0..done) is in res */
+    while (i < n) {
+        size_t start = i ? i - 1 : 0, stop = i;
+        while (stop < n && !is_ascii(s[stop])) stop++;
+        char *part;
+        size_t part_len;
+        rm_status st = apply_forms(tok, s + start, stop - start, &part, &part_len, what, err);
+        if (st != RM_OK) {
+            rm_buf_free(&res);
+            return st;
+        }
+        rm_buf_append(&res, s + done, start - done);
+        rm_buf_append(&res, part, part_len);
+        rm_mfree(part);
+        done = stop;
+        for (i = stop; i < n && is_ascii(s[i]); i++) {}
+    }
+    rm_buf_append(&res, s + done, n - done);
+    if (!rm_buf_putc(&res, 0) || res.oom) {
+        rm_buf_free(&res);
+        return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory normalizing %zu bytes", what, n);
+    }
+    *out = res.data;
+    *out_len = res.len - 1;
+    return RM_OK;
 }
 
 /* ---------------------------------------------------------------- pre-tokenizers */
@@ -171,9 +279,93 @@ static const rm_added_token *longest_at(const encode_ctx *c, const rm_token_matc
 
 static rm_status split_added(encode_ctx *c, size_t begin, size_t end, int pass);
 
-/* Text between added tokens: the normalized-token pass, then the pre-tokenizers. */
+/* Whether the character at text[i..end) has a masked byte; *next is where the next one starts. */
+static int char_masked(const encode_ctx *c, size_t i, size_t end, size_t *next) {
+    uint32_t cp;
+    size_t stop = i + decode_char(c->text + i, end - i, &cp);
+    int masked = 0;
+    for (size_t k = i; k < stop; k++) masked |= c->mask[k] != 0;
+    *next = stop;
+    return masked;
+}
+
+/* Normalizing changed text[begin..end) (mixed mask) into norm[0..norm_len):
+ * which normalized bytes came from masked ones. Each run of characters of
+ * equal mask (a character is masked when any of its bytes is) is normalized
+ * alone; when those pieces put together give `norm`, each keeps its run's
+ * mask. When a character composes across a run boundary they do not, and the
+ * whole segment is masked: no added token is recognised in bytes partly made
+ * of message content. */
+static rm_status mask_normalized(encode_ctx *c, size_t begin, size_t end, const char *norm, size_t norm_len,
+                                 uint8_t *mask) {
+    size_t at = 0, run = begin, stop;
+    int aligned = 1, masked = char_masked(c, run, end, &stop);
+    while (run < end && aligned) {
+        int next_masked = masked;
+        size_t next_stop = stop;
+        while (stop < end && (next_masked = char_masked(c, stop, end, &next_stop)) == masked) stop = next_stop;
+        char *piece;
+        size_t piece_len;
+        rm_status st = rm_tok_normalize(c->tok, c->text + run, stop - run, &piece, &piece_len, "text", c->err);
+        if (st != RM_OK) return st;
+        const char *p = piece ? piece : c->text + run;
+        aligned = at + piece_len <= norm_len && memcmp(norm + at, p, piece_len) == 0;
+        if (aligned) memset(mask + at, masked, piece_len);
+        at += piece_len;
+        rm_mfree(piece);
+        run = stop;
+        stop = next_stop;
+        masked = next_masked;
+    }
+    if (!aligned || at != norm_len) memset(mask, 1, norm_len);
+    return RM_OK;
+}
+
+/* Text between non-normalized added tokens goes through the normalizer, then
+ * (when `split`) the normalized added tokens are split out of the result as
+ * HF does, else it goes straight to the pre-tokenizers. */
+static rm_status normalized_segment(encode_ctx *c, size_t begin, size_t end, int split) {
+    char *norm;
+    size_t n;
+    rm_status r = rm_tok_normalize(c->tok, c->text + begin, end - begin, &norm, &n, "text", c->err);
+    if (r != RM_OK) return r;
+    if (!norm) return split ? split_added(c, begin, end, 1) : run_steps(c, 0, c->text + begin, end - begin);
+    if (!split) {
+        r = run_steps(c, 0, norm, n);
+        rm_mfree(norm);
+        return r;
+    }
+    /* Match in the normalized text: the context points at it for the pass. */
+    uint8_t *mask = NULL;
+    int any_masked = 0;
+    for (size_t i = begin; c->mask && i < end && !any_masked; i++) any_masked = c->mask[i] != 0;
+    if (any_masked) {
+        mask = rm_malloc(n + 1);
+        if (!mask) r = rm_fail(c->err, RM_ERR_NOMEM, "text: out of memory");
+        else r = mask_normalized(c, begin, end, norm, n, mask);
+    }
+    if (r == RM_OK) {
+        const char *text = c->text;
+        size_t len = c->len;
+        const uint8_t *outer_mask = c->mask;
+        c->text = norm;
+        c->len = n;
+        c->mask = mask;
+        r = split_added(c, 0, n, 1);
+        c->text = text;
+        c->len = len;
+        c->mask = outer_mask;
+    }
+    rm_mfree(mask);
+    rm_mfree(norm);
+    return r;
+}
+
+/* Text between added tokens: after the raw-text pass, normalized and the
+ * normalized-token pass; after that, the pre-tokenizers. */
 static rm_status plain_segment(encode_ctx *c, size_t begin, size_t end, int pass) {
     if (begin >= end) return RM_OK;
+    if (pass == 0 && c->tok->n_norms) return normalized_segment(c, begin, end, c->tok->matchers[1].n != 0);
     if (pass == 0 && c->tok->matchers[1].n) return split_added(c, begin, end, 1);
     return run_steps(c, 0, c->text + begin, end - begin);
 }
@@ -233,7 +425,9 @@ rm_status rm_tok_encode(const rm_tokenizer *tok, const char *text, size_t len, c
     c.md = pcre2_match_data_create(1, tok->gctx);   /* the patterns have no capture groups we read */
     if (!c.md) return rm_fail(err, RM_ERR_NOMEM, "text: out of memory");
     size_t before = out->len;
-    rm_status st = parse_special && tok->n_added ? split_added(&c, 0, len, 0) : run_steps(&c, 0, c.text, len);
+    rm_status st = parse_special && tok->n_added ? split_added(&c, 0, len, 0)
+                   : tok->n_norms && len            ? normalized_segment(&c, 0, len, 0)
+                                                    : run_steps(&c, 0, c.text, len);
     if (st != RM_OK) out->len = before;   /* no partial output */
     rm_bpe_scratch_free(&c.scratch);
     pcre2_match_data_free(c.md);

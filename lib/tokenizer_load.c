@@ -1,7 +1,8 @@
 /*
  * tokenizer_load.c - builds an rm_tokenizer from a Hugging Face tokenizer.json:
- * checks the parts we implement (normalizer null, a Split/ByteLevel
- * pre-tokenizer, a byte-level BPE model, added_tokens) and refuses the rest
+ * checks the parts we implement (normalizer null or Unicode normalization
+ * forms, a Split/ByteLevel pre-tokenizer, a byte-level BPE model,
+ * added_tokens) and refuses the rest
  * with RM_ERR_UNSUPPORTED naming the field. decoder, post_processor,
  * truncation and padding are ignored: we only encode, never add BOS.
  */
@@ -249,10 +250,15 @@ static rm_status load_pre_tokenizer(rm_tokenizer *tok, json_t *pre, const char *
     return RM_OK;
 }
 
+/* By content; equal contents (two tokens that normalize alike) keep HF's
+ * pattern order, special tokens first and then file order, so the first wins. */
 static int cmp_content(const void *a, const void *b) {
     const rm_added_token *x = *(const rm_added_token *const *)a, *y = *(const rm_added_token *const *)b;
     int c = memcmp(x->content, y->content, x->len < y->len ? x->len : y->len);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    if (c) return c;
+    if (x->len != y->len) return (x->len > y->len) - (x->len < y->len);
+    if (x->special != y->special) return x->special ? -1 : 1;
+    return (x > y) - (x < y);   /* both in one array, in file order */
 }
 
 typedef struct id_index { int32_t id, index; } id_index;
@@ -261,18 +267,57 @@ static int cmp_id(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static rm_status build_matcher(rm_token_matcher *m, const rm_tokenizer *tok, int normalized) {
-    size_t n = 0;
-    for (size_t i = 0; i < tok->n_added; i++) n += tok->added[i].normalized == normalized;
-    m->sorted = rm_malloc(n * sizeof *m->sorted + 1);
+/* A matcher over the entries of tokens[0..n) whose `normalized` flag is `normalized`. */
+static rm_status build_matcher(rm_token_matcher *m, const rm_added_token *tokens, size_t n, int normalized) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += tokens[i].normalized == normalized;
+    m->sorted = rm_malloc(count * sizeof *m->sorted + 1);
     if (!m->sorted) return RM_ERR_NOMEM;
-    for (size_t i = 0; i < tok->n_added; i++)
-        if (tok->added[i].normalized == normalized) {
-            m->sorted[m->n++] = &tok->added[i];
-            m->first[(uint8_t)tok->added[i].content[0]] = 1;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i].normalized == normalized) {
+            m->sorted[m->n++] = &tokens[i];
+            m->first[(uint8_t)tokens[i].content[0]] = 1;
         }
     qsort(m->sorted, m->n, sizeof *m->sorted, cmp_content);
     return RM_OK;
+}
+
+/* HF matches normalized=true tokens in normalized text, and so normalizes
+ * their content too (AddedVocabulary::refresh_added_tokens): matchers[1] holds
+ * copies of them with the normalized content. */
+static rm_status load_normalized_tokens(rm_tokenizer *tok, const char *name, rm_err *err) {
+    size_t n = 0;
+    for (size_t i = 0; i < tok->n_added; i++) n += tok->added[i].normalized;
+    tok->norm_added = rm_calloc(n + 1, sizeof *tok->norm_added);
+    size_t *offset = rm_malloc((n + 1) * sizeof *offset);
+    rm_buf arena = {0};
+    rm_status st = tok->norm_added && offset ? RM_OK : rm_fail(err, RM_ERR_NOMEM, "%s: added_tokens: out of memory", name);
+    size_t k = 0;
+    for (size_t i = 0; i < tok->n_added && st == RM_OK; i++) {
+        const rm_added_token *t = &tok->added[i];
+        if (!t->normalized) continue;
+        char field[160], *norm;
+        size_t len;
+        snprintf(field, sizeof field, "%s: added_tokens[%zu].content", name, i);
+        if ((st = rm_tok_normalize(tok, t->content, t->len, &norm, &len, field, err)) != RM_OK) break;
+        tok->norm_added[k] = *t;
+        tok->norm_added[k].len = (uint32_t)len;
+        offset[k++] = arena.len;
+        rm_buf_append(&arena, norm ? norm : t->content, len);
+        rm_buf_putc(&arena, 0);
+        rm_mfree(norm);
+    }
+    if (st == RM_OK && arena.oom) st = rm_fail(err, RM_ERR_NOMEM, "%s: added_tokens: out of memory", name);
+    if (st == RM_OK) {
+        tok->norm_added_text = arena.data;   /* now owned by tok */
+        arena = (rm_buf){0};
+        for (size_t i = 0; i < k; i++) tok->norm_added[i].content = tok->norm_added_text + offset[i];
+        if (build_matcher(&tok->matchers[1], tok->norm_added, k, 1) != RM_OK)
+            st = rm_fail(err, RM_ERR_NOMEM, "%s: added_tokens: out of memory", name);
+    }
+    rm_buf_free(&arena);
+    rm_mfree(offset);
+    return st;
 }
 
 static rm_status load_added(rm_tokenizer *tok, json_t *list, const char *name, rm_err *err) {
@@ -347,20 +392,59 @@ static rm_status load_added(rm_tokenizer *tok, json_t *list, const char *name, r
             return rm_fail(err, RM_ERR_FORMAT, "%s: added_tokens[%d].id: %d is also the id of added_tokens[%d]", name,
                            (int)tok->added_by_id[i], b->id, (int)tok->added_by_id[i - 1]);
     }
-    if (build_matcher(&tok->matchers[0], tok, 0) != RM_OK || build_matcher(&tok->matchers[1], tok, 1) != RM_OK)
+    if (build_matcher(&tok->matchers[0], tok->added, n, 0) != RM_OK)
+        return rm_fail(err, RM_ERR_NOMEM, "%s: added_tokens: out of memory", name);
+    if (tok->n_norms) return load_normalized_tokens(tok, name, err);
+    if (build_matcher(&tok->matchers[1], tok->added, n, 1) != RM_OK)
         return rm_fail(err, RM_ERR_NOMEM, "%s: added_tokens: out of memory", name);
     return RM_OK;
+}
+
+/* One normalizer; a Sequence adds its members in order (nested ones flattened). */
+static rm_status load_normalizer(rm_tokenizer *tok, json_t *norm, const char *name, const char *field, int depth,
+                                 rm_err *err) {
+    static const struct { const char *type; rm_norm_form form; } forms[] = {
+        {"NFC", RM_NORM_NFC}, {"NFD", RM_NORM_NFD}, {"NFKC", RM_NORM_NFKC}, {"NFKD", RM_NORM_NFKD}};
+    if (!json_is_object(norm)) return rm_fail(err, RM_ERR_FORMAT, "%s: %s: expected an object or null", name, field);
+    const char *type = json_string_value(json_object_get(norm, "type"));
+    if (!type) return rm_fail(err, RM_ERR_FORMAT, "%s: %s.type: expected a string", name, field);
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++)
+        if (strcmp(type, forms[i].type) == 0) {
+            if (tok->n_norms == RM_TOK_MAX_NORMALIZERS)
+                return rm_fail(err, RM_ERR_LIMIT, "%s: %s: more than %d normalizers", name, field,
+                               RM_TOK_MAX_NORMALIZERS);
+            tok->norms[tok->n_norms++] = forms[i].form;
+            return RM_OK;
+        }
+    if (strcmp(type, "Sequence") == 0 && depth < RM_TOK_MAX_NORMALIZERS) {
+        json_t *list = json_object_get(norm, "normalizers");
+        if (!json_is_array(list)) return rm_fail(err, RM_ERR_FORMAT, "%s: %s.normalizers: expected an array", name, field);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            char sub[200];
+            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", field, i);
+            rm_status st = load_normalizer(tok, json_array_get(list, i), name, sub, depth + 1, err);
+            if (st != RM_OK) return st;
+        }
+        return RM_OK;
+    }
+    if (strcmp(type, "Sequence") == 0)
+        return rm_fail(err, RM_ERR_LIMIT, "%s: %s: Sequences nested more than %d deep", name, field,
+                       RM_TOK_MAX_NORMALIZERS);
+    /* Lowercase is not here: HF lowercases with Rust's full mapping (U+0130 becomes
+     * two characters), which utf8proc's simple case mapping does not give. */
+    return rm_fail(err, RM_ERR_UNSUPPORTED,
+                   "%s: %s.type: normalizer \"%s\" is not supported (only null, NFC, NFD, NFKC, NFKD or a "
+                   "Sequence of them)",
+                   name, field, type);
 }
 
 static rm_status parse_root(rm_tokenizer *tok, json_t *root, const char *name, rm_err *err) {
     rm_status st;
     if (!json_is_object(root)) return rm_fail(err, RM_ERR_FORMAT, "%s: expected a JSON object at the top", name);
     json_t *normalizer = json_object_get(root, "normalizer");
-    if (normalizer && !json_is_null(normalizer)) {
-        const char *type = json_string_value(json_object_get(normalizer, "type"));
-        return rm_fail(err, RM_ERR_UNSUPPORTED, "%s: normalizer: \"%s\" is not supported (only null)", name,
-                       type ? type : "?");
-    }
+    if (normalizer && !json_is_null(normalizer) &&
+        (st = load_normalizer(tok, normalizer, name, "normalizer", 0, err)) != RM_OK)
+        return st;
     tok->gctx = pcre2_general_context_create(pcre_alloc, pcre_free, NULL);
     if (!tok->gctx) return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", name);
     if ((st = compile_pattern(tok, "\\w", 2, 0, &tok->word_re, name, "(word pattern)", err)) != RM_OK ||
@@ -427,6 +511,8 @@ void rm_tok_free(rm_tokenizer *tok) {
     rm_mfree(tok->added_by_id);
     rm_hashmap_free(&tok->added_ids);
     for (int i = 0; i < 2; i++) rm_mfree(tok->matchers[i].sorted);
+    rm_mfree(tok->norm_added);
+    rm_mfree(tok->norm_added_text);
     for (size_t i = 0; i < RM_TOK_MAX_STEPS; i++) pcre2_code_free(tok->steps[i].re);
     pcre2_code_free(tok->word_re);
     pcre2_general_context_free(tok->gctx);

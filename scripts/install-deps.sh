@@ -8,7 +8,7 @@ SUDO=
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential pkg-config binutils clang libclang-rt-14-dev llvm \
-    libjansson-dev libpcre2-dev libopenblas-dev libzstd-dev \
+    libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev libzstd-dev \
     python3 python3-pip >/dev/null
 # Only the tests need this: the differential template test renders with Jinja itself.
 python3 -c 'import jinja2' 2>/dev/null ||

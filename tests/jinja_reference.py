@@ -95,10 +95,13 @@ def compile_template(source):
     return t
 
 
-def render(source, messages, add_generation_prompt=False, bos_token=None, eos_token=None, now=None):
+def render(source, messages, add_generation_prompt=False, bos_token=None, eos_token=None, now=None,
+           tools=None, documents=None):
     """Returns {"rendered": str} or {"error": "ExceptionType: message"}, like
     the fixture rows. Any exception Jinja raises while compiling or rendering
-    is a refusal (transformers would propagate it)."""
+    is a refusal (transformers would propagate it). tools / documents are
+    what apply_chat_template(tools=..., documents=...) would pass (None by
+    default, as for a plain conversation)."""
     kwargs = {}
     # transformers passes the tokenizer's special tokens; a missing one is
     # simply not passed (then undefined in the template).
@@ -109,7 +112,7 @@ def render(source, messages, add_generation_prompt=False, bos_token=None, eos_to
     try:
         _clock["now"] = _parse_now(now)
         t = compile_template(source)
-        out = t.render(messages=messages, tools=None, documents=None,
+        out = t.render(messages=messages, tools=tools, documents=documents,
                        add_generation_prompt=add_generation_prompt, **kwargs)
     except Exception as e:  # noqa: BLE001 - every failure is a refusal
         return {"error": "%s: %s" % (type(e).__name__, e)}

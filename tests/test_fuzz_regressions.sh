@@ -19,7 +19,10 @@ FLAGS="-g -O1 -std=gnu11 -Iinclude -Ilib -fopenmp"
 if [ "${RM_SANITIZED:-0}" = 1 ] || [[ "$BUILD" == *san* ]]; then
     FLAGS="$FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 fi
-LIBS="-ljansson -lpcre2-8 -lopenblas -lm -lpthread"
+# The libraries the Makefile links (read from it, so a new dependency follows).
+LIBS=$(printf '_rm_print_ldlibs:\n\t@echo $(LDLIBS)\n' |
+       make -s --no-print-directory -f Makefile -f - _rm_print_ldlibs SANFLAGS= 2>/dev/null)
+[ -n "$LIBS" ] || LIBS="-ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -fopenmp"
 
 if [ ! -f "$LIB" ]; then
     echo "test_fuzz_regressions: $LIB missing (run make first)" >&2
@@ -48,7 +51,7 @@ for src in tests/fuzz/fuzz_*.c; do
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     passed=$((passed + p)); failed=$((failed + f))
-    echo "  $h: $p inputs replayed, $f failed"
+    echo "  $h: $((p + f)) inputs replayed, $f failed"
     if [ "$f" -ne 0 ]; then
         printf '%s\n' "$out" | grep '^FAIL' | sed "s/^/  [$h] /" >&2
         grep -m 3 -A 25 -E '^==[0-9]+==ERROR|runtime error|killed by signal' "$OUT/$h.log" | sed "s/^/  [$h] /" >&2

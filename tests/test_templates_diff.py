@@ -7,15 +7,21 @@ For every template in ../shared/fixtures/templates/:
   - the rows of reference/templates.jsonl for that template (written by
     transformers) are fed to the tool and compared with the file directly;
   - RM_N (default 60; RM_QUICK=1: 15) generated conversations
-    (tests/gen_conversations.py) are rendered by Jinja and by the tool.
+    (tests/gen_conversations.py) are rendered by Jinja and by the tool;
+    most with tools and documents None (transformers' default), every
+    fourth with tools=[] and documents=[] so that the tool-use templates,
+    which refuse tools=None, have their message paths compared as well.
 All lines for a template go to one process call of the tool. A rendered
 string must be byte-identical; where Jinja refused, the tool must refuse.
-The reference module itself is also checked against the 110 fixture rows.
+The reference module itself is also checked against the 110 fixture rows,
+and ~45 small feature probes (PROBES below) are rendered by both.
 
 Seed: printed; RM_SEED=N replays. BUILD (default "build") locates the tool.
 RM_DIFF_DUMP=FILE writes every mismatch as JSONL (for triage).
 RM_TEMPLATES=substr1,substr2 limits the templates run.
-Last line: "test_templates_diff: N passed, N failed" (one check per row).
+Last line: "test_templates_diff: N passed, N failed" (one check per row,
+plus one failure per template whose tool process misbehaved: exit status
+other than 0 / 3-with-error-lines, or a wrong number of output lines).
 """
 
 import json
@@ -23,6 +29,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,6 +67,67 @@ TOKENS = {
     "openai-gpt-oss-120b": ("<|startoftext|>", "<|return|>"),
     "unsloth-mistral-Devstral-Small-2507": ("<s>", "</s>"),
 }
+
+# Small templates that exercise Jinja semantics the 23 published templates
+# touch little or not at all (Python reprs of values, number formatting,
+# string methods on Unicode, filters, tests, loops, macros, whitespace
+# control). Jinja is the oracle: nothing here states an expected output.
+# One template per line; the whole block is also run once as a single
+# template with LF and with CRLF line ends.
+PROBES = r"""
+{{ [1, 'a', "b'c", 'd"e', none, true, 2.5, 1e20, 1e-7, 'é', '\n', '\x7f', '\u2028'] }}
+{{ {'a': 'x', 1: [2], none: true} }}
+{{ ('a',) }}{{ () }}{{ (1, 'b') }}
+{{ [1,2]|string }}{{ 'a'|string }}{{ none|string }}{{ true|string }}
+{{ 1/3 }} {{ 2/2 }} {{ 10/4 }} {{ 1e16 }} {{ 1e15 }} {{ 123456789.0 * 10 }} {{ 0.1 + 0.2 }} {{ -0.0 }} {{ 1e300*1e10 }}
+{{ 7 // -2 }} {{ -7 % 3 }} {{ 7.5 // 2 }} {{ 2 ** -1 }}
+{{ '%s|%r|%d|%5.2f|%x|%%' % ('a', 'b', 3, 3.14159, 255) }}
+{{ '%s' % none }}{{ '%s and %s' % ('x', [1]) }}
+{{ 3.7|int }} {{ '42'|int }} {{ 'x'|int }} {{ '3.5'|float }} {{ 2.5|round }} {{ 3.5|round }} {{ 2.567|round(2) }} {{ 5|float }}
+{{ 'Hello World'.split() }}{{ '  a  b '.split(' ') }}{{ 'a,b,,c'.split(',') }}{{ 'a b c'.split(none, 1) }}{{ 'a\u3000b'.split() }}
+{{ 'abc'.rsplit('b') if false else '' }}{{ 'xxaxx'.strip('x') }}{{ '\u3000 a \xa0'.strip() }}|{{ ' a '|trim }}|{{ 'ab'|trim('a') }}
+{{ 'ß'.upper() }} {{ 'İ'.lower() }} {{ 'hello world'.title() }} {{ "they're bill's".title() }} {{ 'aBC dEF'|capitalize }} {{ 'ǅ'.lower() }}
+{{ 'é中😀'|length }} {{ 'é中😀'[1] }} {{ 'é中😀'[::-1] }} {{ 'abcdef'[1:5:2] }} {{ 'abc'[-5:2] }} {{ [1,2,3][-1:] }}
+{{ 'a' in 'cat' }} {{ 1 in [1,2] }} {{ 'a' in {'a':1} }} {{ 'x' not in 'abc' }}
+{{ none ~ 'a' ~ 1 ~ [1] ~ true }}
+{{ [3,1,2]|sort }} {{ ['b','A','a']|sort }} {{ [3,1,2]|sort(reverse=true) }} {{ [{'n':2},{'n':1}]|sort(attribute='n') }}
+{{ {'b':1,'a':2}|dictsort }} {{ {'b':1,'A':2,'a':3}|dictsort }} {{ {'b':1,'a':2}|dictsort(by='value') }}
+{{ [1,2,1,'a','A']|unique|list }} {{ [1,2,3]|sum }} {{ [1,2,3]|max }} {{ ['b','a']|min }} {{ [1,[2]]|length }}
+{{ [1,2,3]|join }} {{ [1,2,3]|join('-') }} {{ messages|map(attribute='role')|join(',') }} {{ messages|map('upper')|list if false else '' }}
+{% for x in [] %}a{% else %}empty{% endfor %}
+{% for x in [1,2,3] %}{{ loop.cycle('a','b') }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{% endfor %}
+{% for a, b in [[1,2],[3,4]] %}{{ a }}{{ b }}{% endfor %}{% for k, v in {'x':1}.items() %}{{ k }}{{ v }}{% endfor %}
+{% for x in [1,2,3] if x > 1 %}{{ loop.index }}/{{ loop.length }}{% endfor %}
+{% for x in [[1,[2]],[3]] recursive %}[{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}]{% endfor %}
+{% macro m(a, b='d', c=none) %}{{ a }}{{ b }}{{ c }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1) }}{{ m(1, 2, 3) }}{{ m(1, c=5) }}
+{% macro w() %}<{{ caller() }}>{% endmacro %}{% call w() %}inner{% endcall %}
+{% set ns = namespace(a=1, b=[]) %}{% set ns.a = ns.a + 1 %}{{ ns.a }}{{ ns.b }}{{ ns }}
+{% filter upper %}abc{{ 'd' }}{% endfilter %}
+{% set x %}  block {{ 1 }} {% endset %}[{{ x }}]
+{{ 'a' if false }}|{{ none }}|{{ undefined_thing }}|{{ none is none }}
+{{ 1 == 1.0 }} {{ 'a' < 'b' }} {{ [1,2] == [1,2] }} {{ 1 < 2 < 3 }} {{ true + 1 }} {{ 'ab' * 3 }} {{ [1] + [2] }} {{ [0] * 3 }}
+{{ {'a':1}.get('a') }}{{ {'a':1}.get('b') }}{{ {'a':1}['a'] }}{{ {'a':1}.a }}
+{{ messages[0] }}
+{{ messages[0]|tojson }} {{ messages|tojson(indent=2) }} {{ 'é\n"\\\x01\x7f'|tojson }} {{ 1.0|tojson }} {{ 1e100|tojson }} {{ {'b':1,'a':2}|tojson(sort_keys=true) }} {{ none|tojson }} {{ (1,2)|tojson }}
+{{ "it's" }} {{ 'say "hi"' }} {{ '\t\x41\u00e9' }} {{ '\\' }}
+{{ range(5)|list }} {{ range(1, 10, 3)|list }} {{ range(0)|list }} {{ range(3)|reverse|list }} {{ 'abc'|reverse }} {{ [1,2]|reverse|list }}
+{{ 'abc'|replace('b', 'X', 1) }} {{ 'aaa'|replace('a', 'b', 2) }} {{ 'abc'|center(9) }}|{{ 'a\nb'|indent(2) }}|{{ 'a\nb'|indent(2, true) }}|{{ 'a\n\nb'|indent }}
+{{ 'one two three'|wordcount }} {{ 'x'|default('y') }} {{ ''|default('y') }} {{ ''|default('y', true) }} {{ undefined_thing|default('u') }}
+{{ messages|selectattr('role', 'eq', 'user')|list|length }} {{ messages|rejectattr('role', 'in', ['user', 'system'])|map(attribute='role')|first }}
+{{ [1,2,3,4]|batch(3)|list }} {{ [1,2,3,4]|slice(3)|list }} {{ ['a','b']|first }} {{ []|first }} {{ 'abc'|last }}
+{{ 'a' is string }} {{ 1 is number }} {{ 1.0 is integer }} {{ true is boolean }} {{ 1 is sameas 1 }} {{ [] is sequence }} {{ {} is mapping }} {{ 'x' is iterable }} {{ 3 is odd }}
+""".strip("\n").split("\n")
+
+WHITESPACE_PROBE = r"""x  {%- if true %} a {% endif -%}  y
+  {% if true %}
+    indented
+  {% endif %}
+  {# comment #}
+line {{ 'v' }}  
+{%+ if true %}keep{% endif %}
+{% raw %}{{ raw }}{% endraw %}
+{{- ' lead' }}
+"""
 
 MAX_DETAILED = int(os.environ.get("RM_DIFF_MAX_REPORTS", "40"))  # detailed reports in all
 MAX_DETAILED_PER_TEMPLATE = 4
@@ -135,8 +203,12 @@ def run_tool(tool, template_file, lines):
         except (UnicodeDecodeError, ValueError) as e:
             outs.append({"_bad": "output line %d is not JSON (%s): %r" % (k + 1, e, raw[:120])})
     problem = ""
-    if p.returncode != 0:
-        problem = "tool exited %d; stderr: %s" % (p.returncode, p.stderr.decode("utf-8", "replace")[-400:])
+    # The tool's contract: exit 0 when every line rendered, 3 when some gave
+    # error lines; anything else (a crash, a fatal error) is a problem.
+    any_error = any("error" in o for o in outs)
+    if p.returncode != (3 if any_error else 0):
+        problem = "tool exited %d (expected %d); stderr: %s" % (p.returncode, 3 if any_error else 0,
+                                                               p.stderr.decode("utf-8", "replace")[-400:])
     if len(outs) != len(lines):
         problem += "%stool gave %d output lines for %d inputs" % ("; " if problem else "", len(outs), len(lines))
     return outs, problem
@@ -212,9 +284,17 @@ def main():
         for k, conv in enumerate(gen_conversations.conversations(rng, n_gen)):
             line = {"messages": conv["messages"], "add_generation_prompt": conv["add_generation_prompt"],
                     "bos_token": bos, "eos_token": eos, "now": conv["now"]}
+            extra = {}
+            if k % 4 == 3:
+                # Every fourth line passes tools=[] and documents=[] (as
+                # apply_chat_template(tools=[], documents=[]) would), so the
+                # templates that refuse tools=None get their message paths
+                # compared too.
+                extra = {"tools": [], "documents": []}
+                line.update(extra)
             lines.append(line)
             expected.append(jinja_reference.render(source, line["messages"], line["add_generation_prompt"],
-                                                   bos, eos, line["now"]))
+                                                   bos, eos, line["now"], **extra))
             where.append("conversation %d" % k)
         t0 = time.time()
         outs, problem = run_tool(tool, path, lines)
@@ -225,12 +305,39 @@ def main():
                 report.fail(name, w, problem, {"input": line, "expected": e, "got": None})
         else:
             if problem:
-                print("PROBLEM %s: %s" % (name, problem), file=sys.stderr)
+                # Counted once per template: the lines themselves are checked below.
+                report.fail(name, "tool process", problem)
             for idx, (w, line, e) in enumerate(zip(where, lines, expected)):
                 compare(report, name, w, e, outs[idx] if idx < len(outs) else None, line)
         n_err = sum(1 for e in expected if "error" in e)
         summary.append("  %-48s %3d rows (%3d refused by Jinja)  %3d mismatches  %.2fs"
                        % (name, len(lines), n_err, report.failed - before, dt))
+    # 4. Feature probes: small templates, one tool process each.
+    if not only:
+        before = report.failed
+        probe_msgs = [{"role": "system", "content": " sys "}, {"role": "user", "content": "Héllo\n{{x}}"},
+                      {"role": "assistant", "content": "<think>r</think>ans"}]
+        line = {"messages": probe_msgs, "add_generation_prompt": False, "bos_token": "<s>", "eos_token": "</s>",
+                "now": "2026-11-26T09:30:00"}
+        whole = "\n".join(PROBES) + "\n" + WHITESPACE_PROBE
+        cases = [("probe %d" % i, src) for i, src in enumerate(PROBES)]
+        cases += [("whitespace probe", WHITESPACE_PROBE), ("all probes, LF", whole),
+                  ("all probes, CRLF", whole.replace("\n", "\r\n"))]
+        with tempfile.TemporaryDirectory() as tmp:
+            for where_, src in cases:
+                path = os.path.join(tmp, "probe.jinja")
+                with open(path, "w", encoding="utf-8", newline="") as f:
+                    f.write(src)
+                exp = jinja_reference.render(src, probe_msgs, False, "<s>", "</s>", line["now"])
+                outs, problem = run_tool(tool, path, [line])
+                got = outs[0] if outs else None
+                if got is None and "exited 2" in problem:
+                    got = {"error": "template did not parse: " + problem}  # a parse refusal is a refusal
+                elif problem and got is not None:
+                    report.fail("probes", where_ + " (tool process)", problem)
+                compare(report, "probes", where_, exp, got, {"template": src, "line": line})
+        summary.append("  %-48s %3d rows                     %3d mismatches" % ("feature probes", len(cases),
+                                                                                report.failed - before))
     print("\n".join(summary), file=sys.stderr)
     if report.failed > report.detailed:
         print("(%d mismatches not shown in detail; RM_DIFF_DUMP=FILE writes them all)"

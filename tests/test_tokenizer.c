@@ -3,13 +3,14 @@
  * (fixtures), against an independent tiktoken-style merge loop driven by
  * Meta's rank file, and on small hand-made tokenizer.json files for the
  * rules Llama 3 does not exercise (merge order, ignore_merges, lstrip,
- * rstrip, single_word, add_prefix_space), bad files, bad text, threads and
- * allocation failures.
+ * rstrip, single_word, add_prefix_space, normalizers), bad files, bad text,
+ * threads and allocation failures.
  */
 #include <jansson.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 #include "bpe.h"
 #include "hashmap.h"
@@ -677,6 +678,253 @@ static void test_small(void) {
     json_decref(j);
 }
 
+/* ---------------------------------------------------------------- normalizers */
+
+/* small_json plus "é" (262) and "fi" (263) as merged tokens, two added tokens
+ * written with a decomposed é (306 matched on raw text, 307 normalized), and
+ * the given normalizer (NULL: null). */
+static json_t *norm_json(json_t *normalizer) {
+    json_t *j = small_json(1), *model = json_object_get(j, "model");
+    json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
+    json_object_set_new(vocab, "\xC3\x83\xC2\xA9", json_integer(262));   /* é = C3 A9, byte-level "Ã©" */
+    json_object_set_new(vocab, "fi", json_integer(263));
+    json_array_append_new(merges, json_pack("[ss]", "\xC3\x83", "\xC2\xA9"));
+    json_array_append_new(merges, json_pack("[ss]", "f", "i"));
+    json_t *added = json_object_get(j, "added_tokens");
+    json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b}", "id", 306, "content", "<e\xCC\x81>", "special", 1,
+                                           "normalized", 0));
+    json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b}", "id", 307, "content", "[e\xCC\x81]", "special", 0,
+                                           "normalized", 1));
+    json_object_set_new(j, "normalizer", normalizer ? normalizer : json_null());
+    return j;
+}
+
+static rm_tokenizer *norm_tokenizer(json_t *normalizer, const char *label) {
+    json_t *j = norm_json(normalizer);
+    rm_status st;
+    rm_err err = {0};
+    rm_tokenizer *tok = parse_json(j, &st, &err);
+    json_decref(j);
+    CHECK(st == RM_OK && tok, "normalizer %s: %s", label, err.msg);
+    return tok;
+}
+
+static json_t *form(const char *type) { return json_pack("{s:s}", "type", type); }
+
+/* Encodes with a mask given as a string of '0'/'1', one per byte. */
+static void expect_masked(const rm_tokenizer *tok, const char *text, const char *mask_bits, const int32_t *want,
+                          size_t n) {
+    size_t len = strlen(text);
+    uint8_t mask[64] = {0};
+    for (size_t i = 0; i < len && mask_bits[i]; i++) mask[i] = mask_bits[i] == '1';
+    rm_ids v = enc(tok, text, len, mask, 1, NULL);
+    int ok = same_ids(&v, want, n);
+    CHECK(ok, "\"%s\" masked %s", text, mask_bits);
+    if (!ok) {
+        show_ids("want", want, n);
+        show_ids("got ", v.data, v.len);
+    }
+    rm_ids_release(&v);
+}
+#define EXPECT_MASKED(tok, text, bits, ...)                                 \
+    do {                                                                    \
+        const int32_t w_[] = {__VA_ARGS__};                                 \
+        expect_masked(tok, text, bits, w_, sizeof w_ / sizeof *w_);         \
+    } while (0)
+
+static void test_normalizers(void) {
+    rm_tokenizer *tok = norm_tokenizer(NULL, "null");
+    if (tok) {   /* without a normalizer the two spellings of é differ */
+        EXPECT(tok, "e\xCC\x81", 0, 'e', 0xCC, 0x81);
+        EXPECT(tok, "\xC3\xA9", 0, 262);
+        EXPECT(tok, "[e\xCC\x81]", 1, 307);
+        EXPECT(tok, "[\xC3\xA9]", 1, '[', 262, ']');
+        rm_tok_free(tok);
+    }
+
+    tok = norm_tokenizer(form("NFC"), "NFC");
+    if (tok) {
+        EXPECT(tok, "e\xCC\x81", 0, 262);                  /* decomposed é encodes as the composed one */
+        EXPECT(tok, "e\xCC\x81", 1, 262);
+        EXPECT(tok, "\xC3\xA9", 0, 262);
+        EXPECT(tok, "cafe\xCC\x81", 0, 'c', 'a', 'f', 262);
+        rm_ids v = enc(tok, "a\0e\xCC\x81", 5, NULL, 0, NULL);
+        CHECK(v.len == 3 && v.data[0] == 'a' && v.data[1] == 0 && v.data[2] == 262, "NUL byte with NFC");
+        rm_ids_release(&v);
+        EXPECT(tok, "\xEF\xAC\x81", 0, 0xEF, 0xAC, 0x81);   /* NFC keeps the ligature */
+        EXPECT(tok, "\xE2\x84\xAB", 0, 0xC3, 0x85);         /* U+212B ANGSTROM SIGN is U+00C5 */
+        /* Raw-text tokens are split out before normalizing, as HF does: the
+         * decomposed spelling is the token, the composed one is text. */
+        EXPECT(tok, "<e\xCC\x81>", 1, 306);
+        EXPECT(tok, "<\xC3\xA9>", 1, '<', 262, '>');
+        EXPECT(tok, "<e\xCC\x81>", 0, '<', 262, '>');
+        /* ... and nothing composes across them: the pieces are normalized apart. */
+        EXPECT(tok, "e<s>\xCC\x81", 1, 'e', 300, 0xCC, 0x81);
+        /* Normalized tokens are matched in normalized text with normalized content. */
+        EXPECT(tok, "[\xC3\xA9]", 1, 307);
+        EXPECT(tok, "[e\xCC\x81]", 1, 307);
+        EXPECT(tok, "x[e\xCC\x81]<s>[\xC3\xA9]", 1, 'x', 307, 300, 307);
+        EXPECT(tok, "[\xC3\xA9]", 0, '[', 262, ']');
+        /* The mask still keeps content from becoming a token. */
+        EXPECT_MASKED(tok, "[\xC3\xA9]", "0000", 307);
+        EXPECT_MASKED(tok, "[\xC3\xA9]", "0100", '[', 262, ']');
+        EXPECT_MASKED(tok, "ab[e\xCC\x81]", "1100000", 257, 307);     /* masked run normalized apart */
+        EXPECT_MASKED(tok, "[e\xCC\x81]x", "000001", 307, 'x');
+        EXPECT_MASKED(tok, "[e\xCC\x81]", "00110", '[', 262, ']');    /* é composed across the mask edge */
+        EXPECT_MASKED(tok, "<e\xCC\x81>", "00001", '<', 262, '>');    /* raw token: masked before NFC */
+        rm_tok_free(tok);
+    }
+
+    tok = norm_tokenizer(form("NFD"), "NFD");
+    if (tok) {
+        EXPECT(tok, "\xC3\xA9", 0, 'e', 0xCC, 0x81);
+        EXPECT(tok, "[\xC3\xA9]", 1, 307);
+        EXPECT(tok, "\xEA\xB0\x80", 0, 0xE1, 0x84, 0x80, 0xE1, 0x85, 0xA1);   /* Hangul 가 -> jamo */
+        rm_tok_free(tok);
+    }
+    tok = norm_tokenizer(form("NFKC"), "NFKC");
+    if (tok) {
+        EXPECT(tok, "\xEF\xAC\x81", 0, 263);               /* U+FB01 LATIN SMALL LIGATURE FI -> "fi" */
+        EXPECT(tok, "e\xCC\x81", 0, 262);
+        EXPECT(tok, "\xEF\xBC\xA1", 0, 'A');               /* fullwidth A */
+        rm_tok_free(tok);
+    }
+    tok = norm_tokenizer(form("NFKD"), "NFKD");
+    if (tok) {
+        EXPECT(tok, "\xEF\xAC\x81\xC3\xA9", 0, 263, 'e', 0xCC, 0x81);   /* "fie" + U+0301 */
+        rm_tok_free(tok);
+    }
+    tok = norm_tokenizer(json_pack("{s:s,s:[o,o]}", "type", "Sequence", "normalizers", form("NFKD"), form("NFC")),
+                         "Sequence [NFKD, NFC]");
+    if (tok) {
+        EXPECT(tok, "\xEF\xAC\x81" "e\xCC\x81", 0, 263, 262);   /* fi, then é composed again */
+        EXPECT(tok, "\xEF\xAC\x81\xC3\xA9", 0, 263, 262);
+        rm_tok_free(tok);
+    }
+    tok = norm_tokenizer(json_pack("{s:s,s:[{s:s,s:[o]},o]}", "type", "Sequence", "normalizers", "type", "Sequence",
+                                   "normalizers", form("NFKD"), form("NFC")),
+                         "nested Sequence");
+    if (tok) {
+        EXPECT(tok, "\xEF\xAC\x81\xC3\xA9", 0, 263, 262);
+        rm_tok_free(tok);
+    }
+    tok = norm_tokenizer(json_pack("{s:s,s:[]}", "type", "Sequence", "normalizers"), "empty Sequence");
+    if (tok) {
+        EXPECT(tok, "e\xCC\x81", 0, 'e', 0xCC, 0x81);
+        rm_tok_free(tok);
+    }
+
+    /* Refused, naming the normalizer and where it is. */
+    json_t *many = json_array();
+    for (int i = 0; i < 17; i++) json_array_append_new(many, form("NFC"));
+    struct { json_t *normalizer; rm_status status; const char *needle; } bad[] = {
+        {form("Lowercase"), RM_ERR_UNSUPPORTED, "normalizer.type: normalizer \"Lowercase\" is not supported"},
+        {form("BertNormalizer"), RM_ERR_UNSUPPORTED, "\"BertNormalizer\""},
+        {json_pack("{s:s,s:[o,o]}", "type", "Sequence", "normalizers", form("NFC"),
+                   json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "String", "a", "content", "b")),
+         RM_ERR_UNSUPPORTED, "normalizer.normalizers[1].type: normalizer \"Replace\""},
+        {json_pack("{s:s,s:s}", "type", "Prepend", "prepend", "_"), RM_ERR_UNSUPPORTED, "\"Prepend\""},
+        {json_string("NFC"), RM_ERR_FORMAT, "normalizer: expected an object"},
+        {json_pack("{s:i}", "type", 3), RM_ERR_FORMAT, "normalizer.type: expected a string"},
+        {form("Sequence"), RM_ERR_FORMAT, "normalizer.normalizers: expected an array"},
+        {json_pack("{s:s,s:o}", "type", "Sequence", "normalizers", many), RM_ERR_LIMIT, "more than 16 normalizers"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *j = norm_json(bad[i].normalizer);
+        rm_status st;
+        rm_err err = {0};
+        tok = parse_json(j, &st, &err);
+        CHECK(!tok && st == bad[i].status && strstr(err.msg, bad[i].needle),
+              "bad normalizer %zu: status %d, \"%s\", wanted %d with \"%s\"", i, st, err.msg, bad[i].status,
+              bad[i].needle);
+        rm_tok_free(tok);
+        json_decref(j);
+    }
+}
+
+/* Llama 3's tokenizer.json given Qwen2's NFC normalizer: decomposed text must
+ * give the ids of the composed text (tiktoken's, from cases.jsonl), and
+ * decoding gives back the NFC form of the input. */
+static void test_nfc_llama3(void) {
+    char *json;
+    size_t len;
+    rm_err err = {0};
+    if (rm_read_file(fixture("tokenizer/llama3/tokenizer.json"), (size_t)1 << 30, &json, &len, &err) != RM_OK) {
+        CHECK(0, "read tokenizer.json: %s", err.msg);
+        return;
+    }
+    static const char null_norm[] = "\"normalizer\": null", nfc[] = "\"normalizer\": {\"type\": \"NFC\"}";
+    char *at = strstr(json, null_norm);
+    CHECK(at != NULL, "tokenizer.json has %s", null_norm);
+    if (!at) { rm_mfree(json); return; }
+    rm_buf edited = {0};
+    rm_buf_append(&edited, json, (size_t)(at - json));
+    rm_buf_append(&edited, nfc, sizeof nfc - 1);
+    rm_buf_append(&edited, at + sizeof null_norm - 1, len - (size_t)(at - json) - (sizeof null_norm - 1));
+    rm_mfree(json);
+    rm_tokenizer *tok = NULL;
+    rm_status st = rm_tok_parse(&tok, edited.data, edited.len, "llama3+NFC", &err);
+    rm_buf_free(&edited);
+    CHECK(st == RM_OK, "Llama 3 with NFC: %s", err.msg);
+    if (!tok) return;
+
+    int same = 0, differ = 0, decomposed = 0;
+    for (size_t i = 0; i < n_cases; i++) {
+        char *composed = (char *)utf8proc_NFC((const utf8proc_uint8_t *)cases[i].text);
+        int is_nfc = composed && strlen(composed) == cases[i].len && memcmp(composed, cases[i].text, cases[i].len) == 0;
+        free(composed);
+        if (!is_nfc || memchr(cases[i].text, 0, cases[i].len)) continue;   /* ids are for the text as written */
+        char *nfd = (char *)utf8proc_NFD((const utf8proc_uint8_t *)cases[i].text);
+        if (!nfd) continue;
+        decomposed += strlen(nfd) != cases[i].len;
+        for (int special = 0; special <= 1; special++) {
+            rm_ids v = enc(tok, nfd, strlen(nfd), NULL, special, NULL);
+            int ok = same_ids(&v, cases[i].ids, cases[i].n) || (special && strstr(nfd, "<|"));
+            CHECK(ok, "NFC tokenizer on NFD of cases.jsonl line %zu", i + 1);
+            ok ? same++ : differ++;
+            rm_ids_release(&v);
+        }
+        free(nfd);
+    }
+    CHECK(decomposed >= 20, "only %d cases change under NFD", decomposed);
+
+    /* Random text: decode(encode(text)) is NFC(text) whatever the mix. */
+    static const char *pool[] = {"a", "e", "E", " ", "\n", "\xCC\x81", "\xCC\x88", "\xCC\xA3", "\xCD\x85", "\xC3\xA9",
+                                 "\xE1\x84\x80", "\xE1\x85\xA1", "\xE1\x86\xA8", "\xEA\xB0\x80", "\xE2\x84\xAB",
+                                 "\xEF\xAC\x81", "\xE0\xA4\x95", "\xE0\xA4\xBC", "\xE0\xAD\x87", "\xE0\xAC\xBE",
+                                 "\xCE\xB1", "\xCD\x82", "\xE2\x80\x8D", "\xF0\x9F\x98\x80", "\x00", "<|eot_id|>",
+                                 "'s", "1", "\xE1\xBE\xB3", "\xEF\xBF\xBF"};
+    size_t n_pool = sizeof pool / sizeof *pool;
+    int roundtrips = 0, wrong = 0;
+    char buf[400];
+    for (int iter = 0; iter < 1500; iter++) {
+        size_t n = 0, parts = rng() % 30;
+        for (size_t k = 0; k < parts; k++) {
+            const char *p = pool[rng() % n_pool];
+            size_t plen = *p ? strlen(p) : 1;
+            memcpy(buf + n, p, plen);
+            n += plen;
+        }
+        rm_ids v = enc(tok, buf, n, NULL, 0, NULL);
+        rm_buf back = {0};
+        st = rm_tok_decode(tok, v.data, v.len, &back, &err);
+        utf8proc_uint8_t *want = NULL;
+        utf8proc_ssize_t want_len = utf8proc_map((const utf8proc_uint8_t *)buf, (utf8proc_ssize_t)n, &want,
+                                                 UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        int ok = st == RM_OK && want_len >= 0 && back.len == (size_t)want_len &&
+                 (want_len == 0 || memcmp(back.data, want, (size_t)want_len) == 0);
+        CHECK(ok, "random text %d: decode(encode(text)) is not NFC(text) (%zu bytes)", iter, n);
+        roundtrips++;
+        wrong += !ok;
+        free(want);
+        rm_buf_free(&back);
+        rm_ids_release(&v);
+    }
+    fprintf(stderr, "NFC on Llama 3: %d encodings of NFD text match tiktoken's ids (%d differ, %d texts changed by "
+            "NFD); %d random texts decode to their NFC form (%d wrong)\n", same, differ, decomposed, roundtrips, wrong);
+    rm_tok_free(tok);
+}
+
 /* ---------------------------------------------------------------- bad files */
 
 typedef void (*mutate_fn)(json_t *j);
@@ -698,7 +946,7 @@ static void m_merge_unmerged(json_t *j) { json_array_append_new(json_object_get(
 static void m_merge_three(json_t *j) { json_array_append_new(json_object_get(model_of(j), "merges"), json_string("a b c")); }
 static void m_merge_number(json_t *j) { json_array_append_new(json_object_get(model_of(j), "merges"), json_integer(3)); }
 static void m_merges_object(json_t *j) { json_object_set_new(model_of(j), "merges", json_object()); }
-static void m_normalizer(json_t *j) { json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "NFC")); }
+static void m_normalizer(json_t *j) { json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "Lowercase")); }
 static void m_pre_null(json_t *j) { json_object_set_new(j, "pre_tokenizer", json_null()); }
 static void m_pre_metaspace(json_t *j) { json_object_set_new(j, "pre_tokenizer", json_pack("{s:s}", "type", "Metaspace")); }
 static void m_split_removed(json_t *j) {
@@ -748,7 +996,7 @@ static void test_bad_files(void) {
         {m_merge_three, RM_ERR_FORMAT, "model.merges[5]"},
         {m_merge_number, RM_ERR_FORMAT, "model.merges[5]"},
         {m_merges_object, RM_ERR_FORMAT, "model.merges"},
-        {m_normalizer, RM_ERR_UNSUPPORTED, "normalizer: \"NFC\""},
+        {m_normalizer, RM_ERR_UNSUPPORTED, "normalizer.type: normalizer \"Lowercase\""},
         {m_pre_null, RM_ERR_UNSUPPORTED, "pre_tokenizer"},
         {m_pre_metaspace, RM_ERR_UNSUPPORTED, "\"Metaspace\""},
         {m_split_removed, RM_ERR_UNSUPPORTED, "pre_tokenizer.pretokenizers[0].behavior"},
@@ -802,17 +1050,16 @@ static void test_bad_files(void) {
 
 /* ---------------------------------------------------------------- allocation failures */
 
-static void test_alloc_failures(void) {
-    json_t *j = small_json(1);
+/* Takes ownership of j; mask as rm_tok_encode's plain_mask (NULL or strlen(text) bytes). */
+static void test_alloc_failures(json_t *j, const char *text, const uint8_t *mask) {
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     size_t len = strlen(s);
-    const char *text = "ab <s>x aaa [L] b\xe4\xb8\xad\xe6\x96\x87 [W] ";
     rm_ids want = {0};
     rm_tokenizer *tok = NULL;
     rm_err err;
     CHECK(rm_tok_parse(&tok, s, len, "small.json", &err) == RM_OK, "parse");
-    if (tok) rm_tok_encode(tok, text, strlen(text), NULL, 1, &want, &err);
+    if (tok) rm_tok_encode(tok, text, strlen(text), mask, 1, &want, &err);
     rm_tok_free(tok);
 
     int points = 0, nomem = 0, wrong = 0, json_masked = 0;
@@ -822,7 +1069,7 @@ static void test_alloc_failures(void) {
         rm_status st = rm_tok_parse(&tok, s, len, "small.json", &err);
         rm_ids got = {0};
         rm_status st2 = RM_OK;
-        if (st == RM_OK) st2 = rm_tok_encode(tok, text, strlen(text), NULL, 1, &got, &err);
+        if (st == RM_OK) st2 = rm_tok_encode(tok, text, strlen(text), mask, 1, &got, &err);
         rm_alloc_fail_after(-1);
         points++;
         if (st != RM_OK || st2 != RM_OK) {
@@ -844,8 +1091,8 @@ static void test_alloc_failures(void) {
     }
     CHECK(wrong == 0, "%d allocation failures reported as something else than RM_ERR_NOMEM", wrong);
     CHECK(nomem > 30 && points > 500, "only %d allocation points (%d NOMEM)", points, nomem);
-    fprintf(stderr, "allocation failures: %d points: %d RM_ERR_NOMEM, %d reported by jansson as bad JSON\n", points,
-            nomem, json_masked);
+    fprintf(stderr, "allocation failures on \"%s\": %d points: %d RM_ERR_NOMEM, %d reported by jansson as bad JSON\n",
+            text, points, nomem, json_masked);
     rm_ids_release(&want);
     free(s);
 }
@@ -900,8 +1147,13 @@ int main(void) {
     test_hashmap();
     test_alphabet();
     test_small();
+    test_normalizers();
     test_bad_files();
-    test_alloc_failures();
+    test_alloc_failures(small_json(1), "ab <s>x aaa [L] b\xe4\xb8\xad\xe6\x96\x87 [W] ", NULL);
+    static const uint8_t ab_masked[40] = {[5] = 1, [6] = 1};
+    test_alloc_failures(norm_json(json_pack("{s:s,s:[{s:s},{s:s}]}", "type", "Sequence", "normalizers", "type", "NFKD",
+                                            "type", "NFC")),
+                        "[e\xcc\x81]ab[\xc3\xa9] <e\xcc\x81>caf\xc3\xa9 \xef\xac\x81<s>x", ab_masked);
     test_public_api();
 
     double t0 = now_ms();
@@ -915,6 +1167,7 @@ int main(void) {
     read_cases();
     CHECK(n_cases >= 150, "only %zu cases", n_cases);
     test_cases(tok);
+    test_nfc_llama3();
     test_lookup(tok);
     test_special(tok);
     static const char *refs[] = {"reference/tiny-llama3-seqcls.reference.jsonl",

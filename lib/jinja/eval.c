@@ -320,9 +320,8 @@ int jcontains(jctx *ctx, jval c, jval item, int *out) {
         return 0;
     }
     case JV_DICT:
-        if (item.kind == JV_LIST && !(jv_list(item)->h.flags == JL_TUPLE))
+        if (!jv_hashable(item))
             return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: unhashable type: '%s'", jv_type_name(item));
-        if (item.kind == JV_DICT) return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: unhashable type: 'dict'");
         *out = jdict_find(jv_dict(c), item) >= 0;
         return 0;
     default:
@@ -431,8 +430,7 @@ static int slice_indices(jctx *ctx, int64_t n, const jval *start, const jval *st
 static int do_slice(jctx *ctx, jval obj, const jval *start, const jval *stop, const jval *step, jval *out) {
     int64_t a = 0, b = 0, st = 1;
     if (obj.kind == JV_UNDEF) return jfail_undefined(ctx, obj);
-    int is_seq = obj.kind == JV_STR || (obj.kind == JV_LIST && (jv_list(obj)->h.flags == JL_LIST ||
-                                                                jv_list(obj)->h.flags == JL_TUPLE));
+    int is_seq = obj.kind == JV_STR || (obj.kind == JV_LIST && JL_IS_SEQ(jv_list(obj)->h.flags));
     if (!is_seq) {
         *out = jv_undef_hint(ctx, "the value cannot be sliced");
         return ctx->failed ? -1 : 0;
@@ -480,7 +478,7 @@ static int do_slice(jctx *ctx, jval obj, const jval *start, const jval *stop, co
         return 0;
     }
     jlist *l = jv_list(obj);
-    jlist *res = jlist_new(ctx, 0, l->h.flags);
+    jlist *res = jlist_new(ctx, 0, l->h.flags == JL_TUPLE ? JL_TUPLE : JL_LIST);
     if (!res) return -1;
     for (int64_t i = a; st > 0 ? i < b : i > b; i += st)
         if (jlist_push(ctx, res, jv_retain(l->v[i])) != 0) return -1;
@@ -492,8 +490,7 @@ int jgetitem(jctx *ctx, jval obj, jval key, jval *out) {
     if (obj.kind == JV_UNDEF) return jfail_undefined(ctx, obj);
     switch (obj.kind) {
     case JV_DICT: {
-        if (key.kind == JV_DICT || (key.kind == JV_LIST && jv_list(key)->h.flags != JL_TUPLE))
-            break;   /* unhashable: TypeError, which Jinja turns into undefined */
+        if (!jv_hashable(key)) break;   /* unhashable: TypeError, which Jinja turns into undefined */
         long i = jdict_find(jv_dict(obj), key);
         if (i >= 0) {
             *out = jv_retain(jv_dict(obj)->v[i]);
@@ -503,7 +500,7 @@ int jgetitem(jctx *ctx, jval obj, jval key, jval *out) {
     }
     case JV_LIST: {
         jlist *l = jv_list(obj);
-        if ((l->h.flags == JL_LIST || l->h.flags == JL_TUPLE) && (key.kind == JV_INT || key.kind == JV_BOOL)) {
+        if (JL_IS_SEQ(l->h.flags) && (key.kind == JV_INT || key.kind == JV_BOOL)) {
             int64_t i = key.u.i;
             if (i < 0) i += (int64_t)l->len;
             if (i >= 0 && i < (int64_t)l->len) {
@@ -672,6 +669,22 @@ int jbinop(jctx *ctx, int op, jval a, jval b, jval *out) {
     }
     switch (op) {
     case OP_ADD:
+        if (a.kind == JV_STR && b.kind == JV_STR &&
+            ((jv_str(a)->h.flags | jv_str(b)->h.flags) & JS_MARKUP)) {
+            /* Markup + str escapes the plain side and stays Markup */
+            jval ea, eb;
+            if (jescape(ctx, a, 0, &ea) != 0) return -1;
+            if (jescape(ctx, b, 0, &eb) != 0) { jv_release(ctx, ea); return -1; }
+            jsb sb = {0};
+            int ok = jsb_str(ctx, &sb, jv_str(ea)) && jsb_str(ctx, &sb, jv_str(eb));
+            jv_release(ctx, ea);
+            jv_release(ctx, eb);
+            jstr *r = ok ? jsb_finish(ctx, &sb) : (jsb_free(&sb), NULL);
+            if (!r) return -1;
+            r->h.flags |= JS_MARKUP;
+            *out = jv_obj(JV_STR, r);
+            return 0;
+        }
         if (a.kind == JV_STR && b.kind == JV_STR) {
             jsb sb = {0};
             if (!jsb_str(ctx, &sb, jv_str(a)) || !jsb_str(ctx, &sb, jv_str(b))) { jsb_free(&sb); return -1; }
@@ -897,8 +910,11 @@ static int call_range(jctx *ctx, const jargs *args, jval *out) {
         return jfail(ctx, RM_ERR_TEMPLATE,
                      "OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", MAX_RANGE);
     if (jctx_work(ctx, (size_t)count / 16) != 0) return -1;
-    jlist *l = jlist_new(ctx, (size_t)count, JL_LIST);
+    jlist *l = jlist_new(ctx, (size_t)count, JL_RANGE);
     if (!l) return -1;
+    l->r_start = a;
+    l->r_stop = b;
+    l->r_step = st;
     for (int64_t i = 0; i < count; i++) l->v[l->len++] = jv_int(a + i * st);
     *out = jv_obj(JV_LIST, l);
     return 0;
@@ -1065,7 +1081,7 @@ static int eval_inner(jctx *ctx, const jnode *n, jscope *s, jval *out) {
         for (uint32_t i = 0; i < n->nkids; i++) {
             jval k, v;
             if (eval(ctx, n->kids[i], s, &k) != 0) return -1;
-            if (k.kind == JV_DICT || k.kind == JV_NS || (k.kind == JV_LIST && jv_list(k)->h.flags != JL_TUPLE)) {
+            if (!jv_hashable(k)) {
                 ctx->line = n->line;
                 jfail(ctx, RM_ERR_TEMPLATE, "TypeError: unhashable type: '%s'", jv_type_name(k));
                 jv_release(ctx, k);

@@ -789,7 +789,7 @@ static int f_reverse(jctx *ctx, jval v, const jargs *a, jval *out) {
         return set_str(ctx, jsb_finish(ctx, &b), out);
     }
     int flavour = JL_LIST;
-    if (v.kind == JV_LIST && (jv_list(v)->h.flags == JL_LIST || jv_list(v)->h.flags == JL_TUPLE)) flavour = JL_REVITER;
+    if (v.kind == JV_LIST && JL_IS_SEQ(jv_list(v)->h.flags)) flavour = JL_REVITER;
     else if (v.kind == JV_DICT || (v.kind == JV_LIST && JL_IS_VIEW(jv_list(v)->h.flags))) flavour = JL_GEN;
     jlist *items;
     if (jiterate(ctx, v, &items) != 0) return jfail(ctx, RM_ERR_TEMPLATE, "FilterArgumentError: argument must be iterable");
@@ -1024,6 +1024,8 @@ static int f_truncate(jctx *ctx, jval v, const jargs *a, jval *out) {
     if (have[2] && want_str(ctx, "truncate", s[2], &end) != 0) return -1;
     static jstr dots = {.h = {.rc = -1, .kind = JV_STR, .flags = JS_ASCII}, .len = 3, .s = "..."};
     if (!end) end = &dots;
+    if (v.kind == JV_UNDEF) return jfail_undefined(ctx, v);
+    if (v.kind != JV_STR) return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: object of type '%s' has no len()", jv_type_name(v));
     if (length < (int64_t)jstr_cplen(end))
         return jfail(ctx, RM_ERR_TEMPLATE, "AssertionError: expected length >= %zu, got %lld", jstr_cplen(end), (long long)length);
     if (leeway < 0) return jfail(ctx, RM_ERR_TEMPLATE, "AssertionError: expected leeway >= 0, got %lld", (long long)leeway);
@@ -1062,7 +1064,7 @@ static int f_unique(jctx *ctx, jval v, const jargs *a, jval *out) {
     jlist *res = new_list(ctx, JL_GEN);
     for (size_t i = 0; seen && res && i < items->len; i++) {
         jval k = keys[i].key;
-        if (k.kind == JV_DICT || (k.kind == JV_LIST && jv_list(k)->h.flags != JL_TUPLE)) {
+        if (!jv_hashable(k)) {
             jfail(ctx, RM_ERR_TEMPLATE, "TypeError: unhashable type: '%s'", jv_type_name(k));
             break;
         }
@@ -1177,7 +1179,7 @@ SIMPLE_TEST(t_mapping, "mapping", v.kind == JV_DICT)
 SIMPLE_TEST(t_iterable, "iterable", v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF ||
                                         v.kind == JV_LOOP)
 SIMPLE_TEST(t_sequence, "sequence", v.kind == JV_STR || v.kind == JV_DICT || v.kind == JV_UNDEF ||
-                                        (v.kind == JV_LIST && jv_list(v)->h.flags <= JL_TUPLE))
+                                        (v.kind == JV_LIST && JL_IS_SEQ(jv_list(v)->h.flags)))
 SIMPLE_TEST(t_callable, "callable", v.kind == JV_MACRO || v.kind == JV_FUNC || v.kind == JV_METHOD ||
                                         v.kind == JV_UNDEF || v.kind == JV_LOOP)
 SIMPLE_TEST(t_escaped, "escaped", v.kind == JV_STR && (jv_str(v)->h.flags & JS_MARKUP))

@@ -137,6 +137,25 @@ int jstr_strip(jctx *ctx, const jstr *s, const jstr *chars, int left, int right,
     return ret_str(ctx, jstr_sub(ctx, s, a, b), out);
 }
 
+/* Python's full case mappings that are not one to one (SpecialCasing.txt,
+ * the unconditional ones templates can meet); NULL when the simple mapping
+ * applies. title: the titlecase form used by capitalize() / title(). */
+static const char *special_case(uint32_t cp, int upper, int title) {
+    if (!upper) return cp == 0x130 ? "i\xcc\x87" : NULL;
+    switch (cp) {
+    case 0xDF: return title ? "Ss" : "SS";
+    case 0x149: return title ? "\xca\xbcN" : "\xca\xbcN";
+    case 0xFB00: return title ? "Ff" : "FF";
+    case 0xFB01: return title ? "Fi" : "FI";
+    case 0xFB02: return title ? "Fl" : "FL";
+    case 0xFB03: return title ? "Ffi" : "FFI";
+    case 0xFB04: return title ? "Ffl" : "FFL";
+    case 0xFB05:
+    case 0xFB06: return title ? "St" : "ST";
+    default: return NULL;
+    }
+}
+
 /* Case mapping code point by code point; each output code point keeps the
  * mark of its source. mode: 0 lower, 1 upper, 2 capitalize, 3 Jinja's title
  * filter, 4 str.title, 5 swapcase. */
@@ -146,6 +165,7 @@ int jstr_case(jctx *ctx, const jstr *s, int mode, jval *out) {
     for (size_t i = 0; i < s->len;) {
         uint32_t cp, m;
         size_t k = ju_decode(s->s, s->len, i, &cp);
+        int to_upper = -1, title = 0;   /* which way this code point goes, for special_case */
         switch (mode) {
         case 0: m = ju_lower(cp); break;
         case 1: m = ju_upper(cp); break;
@@ -163,10 +183,16 @@ int jstr_case(jctx *ctx, const jstr *s, int mode, jval *out) {
             break;
         default: m = ju_isupper(cp) ? ju_lower(cp) : ju_islower(cp) ? ju_upper(cp) : cp; break;
         }
+        if (m != cp || cp >= 0x80) {
+            if (m == ju_upper(cp) && mode != 0) to_upper = 1, title = (mode == 2 || mode == 3 || mode == 4);
+            else if (m == ju_lower(cp)) to_upper = 0;
+        }
         first = 0;
-        char enc[4];
+        char enc[8];
         size_t n = ju_encode(m, enc);
         if (m == cp) { memcpy(enc, s->s + i, k); n = k; }   /* keep the exact bytes when unchanged */
+        const char *sp = to_upper >= 0 ? special_case(cp, to_upper, title) : NULL;
+        if (sp) { n = strlen(sp); memcpy(enc, sp, n); }
         if (!jsb_putmark(ctx, &b, enc, n, s->mask && s->mask[i])) { jsb_free(&b); return -1; }
         i += k;
     }
@@ -429,7 +455,7 @@ static int str_class(const jstr *s, int id) {
 static int pad(jctx *ctx, const jstr *s, int id, const jargs *a, jval *out) {
     static const char *const names[] = {"width", "fillchar"};
     jval sl[2];
-    int have[2];
+    int have[2] = {0, 0};
     if (jargs_bind(ctx, methods[id].name, a, names, id == S_ZFILL ? 1 : 2, sl, have) != 0) return -1;
     if (!have[0] || (sl[0].kind != JV_INT && sl[0].kind != JV_BOOL))
         return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: %s() needs an integer width", methods[id].name);
@@ -709,7 +735,7 @@ static int dict_method(jctx *ctx, jdict *d, int id, const jargs *a, jval *out) {
         if (a->nkw || a->n < 1 || a->n > 2)
             return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: get expected 1 or 2 arguments, got %zu", a->n + a->nkw);
         jval k = a->pos[0];
-        if (k.kind == JV_DICT || (k.kind == JV_LIST && jv_list(k)->h.flags != JL_TUPLE))
+        if (!jv_hashable(k))
             return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: unhashable type: '%s'", jv_type_name(k));
         long i = jdict_find(d, k);
         *out = i >= 0 ? jv_retain(d->v[i]) : a->n == 2 ? jv_retain(a->pos[1]) : jv_none();

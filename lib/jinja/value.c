@@ -190,7 +190,7 @@ jval jv_undef_attr(jctx *ctx, jval owner, jstr *name) {
 }
 
 static const char *kind_type_name(int kind, int flavour) {
-    static const char *const list_names[] = {"list", "tuple", "generator", "list_reverseiterator",
+    static const char *const list_names[] = {"list", "tuple", "range", "generator", "list_reverseiterator",
                                              "dict_itemiterator", "dict_items", "dict_keys", "dict_values"};
     switch (kind) {
     case JV_UNDEF: return "Undefined";
@@ -569,6 +569,13 @@ jscope *jscope_new(jctx *ctx, jscope *parent) {
 
 /* ---------------------------------------------------------------- truth, ==, < */
 
+int jv_hashable(jval v) {
+    if (v.kind == JV_DICT) return 0;
+    if (v.kind != JV_LIST) return 1;
+    int f = jv_list(v)->h.flags;
+    return !(f == JL_LIST || f == JL_ITEMS || f == JL_KEYS);
+}
+
 int jv_truthy(jval v) {
     switch (v.kind) {
     case JV_UNDEF:
@@ -813,6 +820,11 @@ static int write_value(jctx *ctx, jsb *b, jval v, int repr, int depth) {
         case JL_TUPLE:
             if (!jsb_cstr(ctx, b, "(") || write_items(ctx, b, l, depth) != 0) return -1;
             return jsb_cstr(ctx, b, l->len == 1 ? ",)" : ")") ? 0 : -1;
+        case JL_RANGE:
+            if (l->r_step == 1) snprintf(buf, sizeof buf, "range(%lld, %lld)", (long long)l->r_start, (long long)l->r_stop);
+            else snprintf(buf, sizeof buf, "range(%lld, %lld, %lld)", (long long)l->r_start, (long long)l->r_stop,
+                          (long long)l->r_step);
+            return jsb_cstr(ctx, b, buf) ? 0 : -1;
         case JL_ITEMS:
         case JL_KEYS:
         case JL_VALUES:

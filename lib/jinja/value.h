@@ -68,6 +68,7 @@ typedef struct jstr {
 /* List flavours (jobj.flags): how Python would print / measure them. */
 enum {
     JL_LIST = 0, JL_TUPLE,
+    JL_RANGE,                 /* range(): a sequence that prints as range(a, b) */
     JL_GEN,                   /* generator / iterator: always true, no len, no index */
     JL_REVITER,               /* list_reverseiterator (reverse filter) */
     JL_ITEMITER,              /* dict_itemiterator (items filter) */
@@ -81,7 +82,10 @@ typedef struct jlist {
     size_t len, cap;
     jval *v;
     int consumed;             /* iterators: already iterated once */
+    int64_t r_start, r_stop, r_step; /* JL_RANGE */
 } jlist;
+/* An ordered sequence that can be indexed: list, tuple, range. */
+#define JL_IS_SEQ(f) ((f) <= JL_RANGE)
 
 typedef struct jdict {        /* also a namespace's attributes (kind JV_NS) */
     jobj h;
@@ -209,6 +213,8 @@ jscope *jscope_new(jctx *ctx, jscope *parent);
 /* ---------------------------------------------------------------- Python semantics */
 
 int jv_truthy(jval v);
+/* Python would accept v as a dict key (lists, dicts and dict views it refuses). */
+int jv_hashable(jval v);
 /* Python ==; depth guards runaway nesting. */
 int jv_eq(jctx *ctx, jval a, jval b);
 /* Python <: returns 0 and sets *lt, or -1 with a TypeError in ctx. */
