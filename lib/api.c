@@ -14,6 +14,7 @@
 #define ERR_SLOTS 4
 static __thread struct {
     const rm_model *model;
+    uint64_t serial;
     char msg[sizeof(((rm_err *)0)->msg)];
 } last_err[ERR_SLOTS];
 static __thread unsigned last_err_next;
@@ -21,9 +22,10 @@ static __thread unsigned last_err_next;
 rm_status rm_model_set_error(const rm_model *m, const rm_err *err) {
     unsigned slot = ERR_SLOTS;
     for (unsigned i = 0; i < ERR_SLOTS; i++)
-        if (last_err[i].model == m) slot = i;
+        if (last_err[i].model == m && last_err[i].serial == m->serial) slot = i;
     if (slot == ERR_SLOTS) slot = last_err_next++ % ERR_SLOTS;
     last_err[slot].model = m;
+    last_err[slot].serial = m->serial;
     snprintf(last_err[slot].msg, sizeof last_err[slot].msg, "%s",
              err->msg[0] ? err->msg : rm_status_string(err->status));
     return err->status;
@@ -32,7 +34,7 @@ rm_status rm_model_set_error(const rm_model *m, const rm_err *err) {
 const char *rm_errmsg(const rm_model *m) {
     if (m && m->sticky) return m->sticky_msg;
     for (unsigned i = 0; i < ERR_SLOTS; i++)
-        if (last_err[i].model == m && m) return last_err[i].msg;
+        if (m && last_err[i].model == m && last_err[i].serial == m->serial) return last_err[i].msg;
     return "";
 }
 

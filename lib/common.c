@@ -86,6 +86,21 @@ void rm_global_init(void) {
     pthread_once(&once, global_init_once);
 }
 
+rm_status rm_json_parse(const char *text, size_t len, size_t flags, const char *name, json_t **out, rm_err *err) {
+    rm_global_init();
+    json_error_t je;
+    *out = json_loadb(text ? text : "", text ? len : 0, flags, &je);
+    if (*out) return RM_OK;
+    /* jansson reports some allocation failures as syntax errors ("invalid
+     * token") and one, before it starts, with no text: an allocator that is
+     * failing right now decides. */
+    void *probe = rm_malloc(1);
+    rm_mfree(probe);
+    if (json_error_code(&je) == json_error_out_of_memory || !probe || je.text[0] == 0)
+        return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory parsing JSON", name);
+    return rm_fail(err, RM_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", name, je.line, je.column, je.text);
+}
+
 /* ---------------------------------------------------------------- buffers */
 
 int rm_buf_reserve(rm_buf *b, size_t extra) {

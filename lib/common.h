@@ -50,6 +50,13 @@ RM_INTERNAL int rm_mul_ok(size_t a, size_t b, size_t *out);
 RM_INTERNAL void rm_alloc_fail_after(int64_t n);
 RM_INTERNAL uint64_t rm_alloc_count(void);
 
+/* Parses JSON text with jansson (flags as json_loadb's). On failure: RM_ERR_NOMEM
+ * when the parser ran out of memory, else RM_ERR_FORMAT naming `name`, the line
+ * and column. */
+struct json_t;
+RM_INTERNAL rm_status rm_json_parse(const char *text, size_t len, size_t flags, const char *name,
+                                    struct json_t **out, rm_err *err);
+
 /* One-time global set-up (routes jansson's allocations through rm_malloc). */
 RM_INTERNAL void rm_global_init(void);
 

@@ -49,14 +49,6 @@ static const char *json_kind(const json_t *v) {
     return "an unknown value";
 }
 
-/* jansson reports some allocation failures as syntax errors ("invalid
- * token"), so an allocator that is out of memory right now decides. */
-static int json_failed_for_memory(const json_error_t *e) {
-    if (json_error_code(e) == json_error_out_of_memory) return 1;
-    void *probe = rm_malloc(1);
-    rm_mfree(probe);
-    return probe == NULL;
-}
 
 /* A field that is absent or null counts as absent (transformers writes null
  * for "use the default"). */
@@ -394,17 +386,11 @@ rm_status rm_config_parse(rm_config *cfg, const char *json, size_t len, const ch
     memset(cfg, 0, sizeof *cfg);
     rm_global_init();
     cfg_reader r = {name ? name : "config.json", err};
-    json_error_t jerr;
     /* Ints as reals: some configs carry integers past int64 (copied from
      * tokenizer_config.json); sizes are checked integral and bounded anyway. */
-    json_t *root = json_loadb(json, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (json_failed_for_memory(&jerr))
-            return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory parsing JSON", r.name);
-        return rm_fail(err, RM_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", r.name, jerr.line,
-                       jerr.column, jerr.text);
-    }
-    rm_status st;
+    json_t *root;
+    rm_status st = rm_json_parse(json, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, r.name, &root, err);
+    if (st) return st;
     if (!json_is_object(root))
         st = rm_fail(err, RM_ERR_FORMAT, "%s: must hold a JSON object, found %s", r.name, json_kind(root));
     else if ((st = read_architecture(&r, root, cfg)) == RM_OK && (st = read_sizes(&r, root, cfg)) == RM_OK &&

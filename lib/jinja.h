@@ -58,7 +58,8 @@ RM_INTERNAL rm_status rm_template_render(const rm_template *t, const rm_chat_mes
  * integers and reals stay distinct. Variables not given default as in
  * rm_template_render: tools and documents None, add_generation_prompt,
  * bos_token and eos_token from opts (a key in vars wins). With
- * opts->mark_message_data every string inside "messages" is marked.
+ * opts->mark_message_data every string value inside "messages" (not the
+ * keys) is marked.
  * Call rm_global_init() first if jansson objects are created by the caller. */
 struct json_t;
 RM_INTERNAL rm_status rm_template_render_json(const rm_template *t, const struct json_t *vars,

@@ -5,6 +5,7 @@
 #include "model.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,11 +71,9 @@ static rm_status load_tokenizer_config(rm_model *m, const rm_params *p, rm_err *
     struct stat sb;
     if (stat(tc_path, &sb) == 0) {
         if ((st = rm_read_file(tc_path, TOKENIZER_CONFIG_MAX, &text, &len, err)) != RM_OK) goto done;
-        json_error_t je;
-        root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
-        if (!root || !json_is_object(root)) {
-            st = rm_fail(err, RM_ERR_FORMAT, "%s: line %d column %d: %s", tc_path, je.line, je.column,
-                         root ? "top level is not an object" : je.text);
+        if ((st = rm_json_parse(text, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, tc_path, &root, err))) goto done;
+        if (!json_is_object(root)) {
+            st = rm_fail(err, RM_ERR_FORMAT, "%s: must hold a JSON object", tc_path);
             goto done;
         }
         if ((st = token_field(root, "bos_token", tc_path, &m->bos_token, err)) != RM_OK) goto done;
@@ -199,6 +198,8 @@ rm_status rm_load(const char *path, const rm_params *params, rm_model **out, cha
         st = rm_fail(&err, RM_ERR_NOMEM, "rm_load: out of memory");
         goto fail;
     }
+    static _Atomic uint64_t next_serial = 1;
+    m->serial = atomic_fetch_add(&next_serial, 1);
     pthread_mutex_init(&m->counter_lock, NULL);
     m->yes_id = m->no_id = -1;
     if ((st = load(m, path, &p, &err)) != RM_OK) goto fail;

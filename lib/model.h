@@ -15,6 +15,7 @@
 #include "weights.h"
 
 struct rm_model {
+    uint64_t serial;                /* unique per load: a new model at a freed one's address is another model */
     char *path;                     /* the model directory */
     rm_config cfg;
     rm_weights *weights;            /* mapped safetensors files */

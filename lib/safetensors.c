@@ -23,14 +23,6 @@ struct rm_st_file {
     size_t n;
 };
 
-/* jansson reports some allocation failures as syntax errors ("invalid
- * token"), so an allocator that is out of memory right now decides. */
-static int json_failed_for_memory(const json_error_t *e) {
-    if (json_error_code(e) == json_error_out_of_memory) return 1;
-    void *probe = rm_malloc(1);
-    rm_mfree(probe);
-    return probe == NULL;
-}
 
 size_t rm_dtype_size(rm_dtype dt) {
     switch (dt) {
@@ -236,14 +228,12 @@ rm_status rm_st_parse(rm_st_file **out, const void *buf, size_t len, const char 
     if (n < 2 || bytes[8] != '{')
         return rm_fail(err, RM_ERR_FORMAT, "%s: header is not a JSON object (not a safetensors file?)", file);
 
-    json_error_t jerr;
     /* Duplicate names would make two tensors answer to one name. */
-    json_t *root = json_loadb((const char *)bytes + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (json_failed_for_memory(&jerr))
-            return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory parsing the header", file);
-        return rm_fail(err, RM_ERR_FORMAT, "%s: header JSON invalid at column %d: %s", file, jerr.column,
-                       jerr.text);
+    json_t *root;
+    rm_status jst = rm_json_parse((const char *)bytes + 8, (size_t)n, JSON_REJECT_DUPLICATES, file, &root, err);
+    if (jst) {
+        rm_err_prefix(err, "header");
+        return jst;
     }
     if (!json_is_object(root)) {
         json_decref(root);

@@ -44,12 +44,20 @@ static scores_impl *scores_new(void) {
     return r;
 }
 
-/* Marks r failed with err's message. */
+/* Marks r failed with err's message and drops what it held. */
 static void scores_fail(scores_impl *r, const rm_err *err) {
+    if (r->names)
+        for (size_t i = 0; i < r->pub.n_scores; i++) rm_mfree(r->names[i]);
+    rm_mfree(r->names);
+    rm_mfree(r->values);
+    rm_mfree(r->offsets);
+    rm_mfree(r->tokens);
+    rm_mfree(r->error);
+    memset(r, 0, sizeof *r);
+    r->pub.struct_size = sizeof(rm_scores);
     r->pub.status = err->status ? err->status : RM_ERR_INTERNAL;
     r->error = rm_strdup(err->msg);
     r->pub.error = r->error ? r->error : rm_status_string(r->pub.status);
-    r->pub.n_scores = 0;
 }
 
 /* One item's work in flight. */
@@ -200,8 +208,9 @@ static rm_status score_batch(rm_model *m, const rm_item *items, size_t n_items, 
     }
     for (size_t i = 0; i < n_items; i++) {
         rm_prompt_free(&w[i].prompt);
-        if (st) rm_scores_free(&w[i].res->pub);
-        else {
+        if (st) {
+            if (w[i].res) rm_scores_free(&w[i].res->pub);
+        } else {
             out[i] = &w[i].res->pub;
             if (!first_fail && out[i]->status) {
                 first_fail = out[i]->status;

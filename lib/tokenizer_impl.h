@@ -12,7 +12,7 @@
 #include "bpe.h"
 #include "tokenizer.h"
 
-#define RM_TOK_MAX_FILE_BYTES ((size_t)1 << 30)   /* tokenizer.json size */
+#define RM_TOK_MAX_FILE_BYTES ((size_t)256 << 20)   /* tokenizer.json size */
 #define RM_TOK_MAX_ADDED (1 << 20)                /* entries of added_tokens */
 #define RM_TOK_MAX_STEPS 16                       /* pre-tokenizers in a Sequence */
 #define RM_TOK_MAX_PATTERN (64 * 1024)            /* bytes of a Split regex */

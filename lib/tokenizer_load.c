@@ -463,18 +463,11 @@ rm_status rm_tok_parse(rm_tokenizer **out, const char *json, size_t len, const c
     *out = NULL;
     if (!name) name = "tokenizer.json";
     if (!json && len) return rm_fail(err, RM_ERR_INVALID_ARG, "%s: no text", name);
-    rm_global_init();
-    json_error_t jerr;
     /* Integers as reals: a huge id is then reported as out of range, not as a parse error. */
-    json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
-                              &jerr);
-    if (!root) {
-        /* jansson reports some allocation failures as syntax errors (nothing to do
-         * about those) and one, failing before it starts, with no text at all. */
-        if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == 0)
-            return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory parsing JSON", name);
-        return rm_fail(err, RM_ERR_FORMAT, "%s: line %d column %d: %s", name, jerr.line, jerr.column, jerr.text);
-    }
+    json_t *root;
+    rm_status jst = rm_json_parse(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, name,
+                                  &root, err);
+    if (jst) return jst;
     rm_tokenizer *tok = rm_calloc(1, sizeof *tok);
     if (!tok) {
         json_decref(root);

@@ -42,14 +42,6 @@ struct rm_weights {
     size_t bytes_mapped;
 };
 
-/* jansson reports some allocation failures as syntax errors ("invalid
- * token"), so an allocator that is out of memory right now decides. */
-static int json_failed_for_memory(const json_error_t *e) {
-    if (json_error_code(e) == json_error_out_of_memory) return 1;
-    void *probe = rm_malloc(1);
-    rm_mfree(probe);
-    return probe == NULL;
-}
 
 /* ------------------------------------------------------------ tensors */
 
@@ -232,14 +224,10 @@ static rm_status open_index(rm_weights *w, const char *dir, const char *index_pa
     size_t len;
     rm_status st = rm_read_file(index_path, INDEX_MAX_BYTES, &text, &len, err);
     if (st != RM_OK) return st;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root;
+    st = rm_json_parse(text, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, index_path, &root, err);
     rm_mfree(text);
-    if (!root) {
-        if (json_failed_for_memory(&jerr)) return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", index_path);
-        return rm_fail(err, RM_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", index_path, jerr.line,
-                       jerr.column, jerr.text);
-    }
+    if (st) return st;
     json_t *map = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
     if (!json_is_object(map)) {
         json_decref(root);

@@ -18,7 +18,8 @@
  *                so a spread sample of N (log-spaced + random, seed printed),
  *                then EVERY N of scoring on one loaded model.
  * Samples per fixture: 160, RM_QUICK=1 60, RM_SANITIZED=1 24; RM_ALLOC_SAMPLES=N
- * sets it; RM_SEED replays the random points.
+ * sets it; RM_SEED replays the random points; RM_ALLOC_VERBOSE=1 prints every
+ * failure that is not reported as out of memory.
  */
 #define _GNU_SOURCE
 #include <ftw.h>
@@ -183,6 +184,9 @@ static int batch_matches(const scenario *sc, const outcome *o, int all) {
 static void tally_failure(scenario *sc, rm_status st, const char *msg, stage where, int64_t n_fail) {
     CHECK(n_fail >= 0, "%s: %s failed with memory available: %s", sc->name, STAGE_NAMES[where], msg);
     CHECK(msg[0] != 0, "%s: %s failed at N=%lld without a message", sc->name, STAGE_NAMES[where], (long long)n_fail);
+    if (st != RM_ERR_NOMEM && getenv("RM_ALLOC_VERBOSE"))
+        fprintf(stderr, "  %s: N=%lld %s: %s: %s\n", sc->name, (long long)n_fail, STAGE_NAMES[where],
+                rm_status_string(st), msg);
     if (st > 0 && st <= RM_ERR_INTERNAL && sc->by_status[st]++ == 0)
         snprintf(sc->first_msg[st], sizeof sc->first_msg[st], "%s at N=%lld: %s", STAGE_NAMES[where],
                  (long long)n_fail, msg);

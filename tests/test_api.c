@@ -1,6 +1,6 @@
 /*
  * test_api.c - the whole path through the public API against transformers:
- * for every row of ../shared/fixtures/reference/*.reference.jsonl, the
+ * for every row of ../shared/fixtures/reference/ files, the
  * rendered prompt byte-identical, the ids identical, the scores within
  * 1e-4 abs + 1e-4 rel; principles; batch = one at a time; content that
  * writes special-token strings; bad input that leaves the model usable.

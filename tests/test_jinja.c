@@ -404,6 +404,138 @@ static const struct { const char *src, *want; } render_cases[] = {
      "1[\n\t1\n][\n1,\n[\n2\n]\n]"},
     {"{{ {none: 1, true: 2, 1.5: 3} | tojson }}",
      "{\"null\": 1, \"true\": 2, \"1.5\": 3}"},
+    {"{% macro m() %}{{ g }}{% endmacro %}{{ m() }}{% set g = 2 %}{{ m() }}",
+     "2"},
+    {"{% set g = 1 %}{% macro m() %}{{ g }}{% endmacro %}{% for i in [1] %}{% set g = 5 %}{{ m() }}{% endfor %}",
+     "1"},
+    {"{% for i in [1,2] %}{% macro m() %}{{ i }}{% endmacro %}{{ m() }}{% endfor %}",
+     "12"},
+    {"{% macro m() %}{{ x }}{% set x = 3 %}{{ x }}{% endmacro %}{% set x = 1 %}{{ m() }}",
+     "13"},
+    {"{{ x }}{% set x = 1 %}{{ x }}",
+     "1"},
+    {"{% for x in [1] %}{{ loop.index }}{% for y in [1,2] if loop is defined %}{{ y }}{% endfor %}{% endfor %}",
+     "112"},
+    {"{% set x = 1 %}{% for x in [5] %}{{ x }}{% endfor %}{{ x }}",
+     "51"},
+    {"{% for i in [1,2] %}{% if i == 1 %}{% set a = 'one' %}{% endif %}{{ a }}|{% endfor %}",
+     "one||"},
+    {"{% set x = 0 %}{% with %}{% set x = 1 %}{{ x }}{% endwith %}{{ x }}",
+     "10"},
+    {"{% set items = [1,2] %}{% for i in items %}{% set items = [9] %}{{ items }}{% endfor %}{{ items }}",
+     "[9][9][1, 2]"},
+    {"{% for i in range(2) %}{% set ns = namespace(c=i) %}{{ ns.c }}{% endfor %}",
+     "01"},
+    {"{% set ns = namespace(a=1) %}{% macro m() %}{% set ns.a = 5 %}{% endmacro %}{{ m() }}{{ ns.a }}",
+     "5"},
+    {"{% for a in [1] %}{% for b in [2] %}{{ a }}{{ b }}{% endfor %}{% endfor %}",
+     "12"},
+    {"{% if true %}{% set y = 3 %}{% endif %}{{ y }}",
+     "3"},
+    {"{% for i in [1] %}{% set y = 3 %}{% endfor %}{{ y }}",
+     ""},
+    {"{% macro m(caller=none) %}{{ caller }}{% endmacro %}{{ m() }}",
+     "None"},
+    {"{% macro m() %}{{ caller is defined }}{% endmacro %}{{ m() }}",
+     "False"},
+    {"{% macro m() %}{{ varargs | length }}{% endmacro %}{{ m(1,2,3) }}",
+     "3"},
+    {"{% set m = 1 %}{% macro m() %}x{% endmacro %}{{ m() }}",
+     "x"},
+    {"{% for i in [3,4] %}{{ loop.cycle('x') }}{{ loop.changed(i) }}{% endfor %}",
+     "xTruexTrue"},
+    {"{% for m in messages %}{% if loop.first %}F{% endif %}{% if loop.last %}L{% endif %}{% endfor %}",
+     "FL"},
+    {"{% for i in [] %}{% else %}{{ i }}{% endfor %}",
+     ""},
+    {"{% for i in [1] %}{% else %}no{% endfor %}",
+     ""},
+    {"{% set x = [1,2,3] %}{% for i in x if i > 1 %}{{ loop.index }}/{{ loop.length }}{% else %}none{% endfor %}",
+     "1/22/2"},
+    {"{% for i in [1,2,3] if i > 5 %}{{ i }}{% else %}none{% endfor %}",
+     "none"},
+    {"{{ (messages | selectattr('role', 'equalto', 'user') | list)[0].content }}",
+     "Hello  World"},
+    {"{{ messages | selectattr('content') | list | length }}{{ messages | rejectattr('content', 'none') | list | length }}",
+     "22"},
+    {"{{ messages | map(attribute='role') | unique | list }}{{ messages | map(attribute='role') | reverse | list }}",
+     "['user', 'assistant']['assistant', 'user']"},
+    {"{{ messages | groupby('role') | list }}",
+     "[('assistant', [{'role': 'assistant', 'content': ' a\\nb '}]), ('user', [{'role': 'user', 'content': 'Hello  World'}])]"},
+    {"{% set d = {'a': 1} %}{{ d.a }}{{ d['a'] }}{{ d.get('a') }}{{ d.items() | list }}{{ 'a' in d }}",
+     "111[('a', 1)]True"},
+    {"{{ ['a', 'b'] | join(attribute=0) }}",
+     "ab"},
+    {"{{ 1 if 2 if 0 else 3 }}{{ 'x' if true if false else 'y' }}",
+     "3y"},
+    {"{{ not 1 == 2 }}{{ not 1 in [1] }}{{ 1 not in [1] }}{{ not (1 in [1]) and true }}",
+     "TrueFalseFalseFalse"},
+    {"{{ 3 - 2 | abs }}{{ (3 - 5) | abs }}{{ -3 | abs }}",
+     "123"},
+    {"{{ [1,2] is iterable and [1] }}{{ 1 is number and 2 }}",
+     "[1]2"},
+    {"{{ 'a' 'b' }}{{ 'x' ~ 'y' ~ 'z' }}",
+     "abxyz"},
+    {"{{ {'a': 1, 'a': 2} }}{{ {1: 'a', 1.0: 'b', true: 'c'} }}",
+     "{'a': 2}{1: 'c'}"},
+    {"{{ (1, 2) + (3,) }}{{ [1] * 0 }}{{ 'ab' * -1 }}{{ 3 * 'ab' }}",
+     "(1, 2, 3)[]ababab"},
+    {"{{ 10 // 3 }}{{ 10 % 3 }}{{ -10 // 3 }}{{ -10 % 3 }}{{ 10.5 // 3 }}{{ 2 ** 0.5 }}{{ 4 ** 0.5 }}{{ 0 ** 0 }}",
+     "31-423.01.41421356237309512.01"},
+    {"{{ 1.0 == 1 }}{{ 1 is sameas 1 }}{{ 0.1 * 3 }}{{ 1e22 }}{{ 1e21 }}{{ 123e-20 }}{{ 1.5e300 * 1e10 }}{{ -1e400 }}",
+     "TrueTrue0.300000000000000041e+221e+211.23e-18inf-inf"},
+    {"{{ (1.5e300 * 1e300) | tojson }}{{ 1e400 is number }}",
+     "InfinityTrue"},
+    {"{{ 9223372036854775807 }}{{ -9223372036854775807 - 1 }}",
+     "9223372036854775807-9223372036854775808"},
+    {"{{ true + true }}{{ true * 3 }}{{ 1 + 1.5 }}{{ true / 2 }}{{ 7 // true }}",
+     "232.50.57"},
+    {"{{ [true, 1, 1.0] | unique | list }}{{ [1, true] | sum }}",
+     "[True]2"},
+    {"{{ 'abc' > 'abd' }}{{ 'B' < 'a' }}{{ '\xc3\xa9' > 'z' }}{{ (1, 2) < (1, 3) }}{{ [2] > [1, 5] }}",
+     "FalseTrueTrueTrueTrue"},
+    {"{{ none == none }}{{ none != 0 }}{{ x == x }}{{ x == none }}{{ undefined_a == undefined_b }}",
+     "TrueTrueTrueFalseTrue"},
+    {"{{ x | upper }}|{{ x | trim }}|{{ x | string }}|{{ x | list }}|{{ x | join }}|{{ x | default(5) }}|{{ x | first }}",
+     "|||[]||5|"},
+    {"{{ x | replace('a','b') }}",
+     ""},
+    {"{{ x | sort }}{{ x | unique | list }}{{ x | batch(2) | list }}{{ x | select | list }}{{ x | map('upper') | list }}",
+     "[][][][][]"},
+    {"{{ x | items | list }}{{ x | length }}{{ x | count }}{{ x | wordcount }}{{ x | capitalize }}{{ x | title }}{{ x | lower }}{{ x | center(3) }}",
+     "[]000   "},
+    {"{{ x | sum }}{{ x | min }}{{ x | max }}",
+     "0"},
+    {"{{ x | e }}{{ x | safe }}",
+     ""},
+    {"{{ x.__class__ }}{{ ''.__class__ }}",
+     ""},
+    {"{{ 2.0 is odd }}{{ 3.0 is odd }}{{ 4.5 is divisibleby 1.5 }}",
+     "FalseTrueTrue"},
+    {"{{ none | string | length }}{{ none | default('d') }}{{ none | d('d', true) }}",
+     "4Noned"},
+    {"{{ [none] | join(',') }}{{ [none, 1] | select | list }}",
+     "None[1]"},
+    {"{{ messages[0] | items | list }}",
+     "[('role', 'user'), ('content', 'Hello  World')]"},
+    {"{{ messages[0].content.split('  ') }}{{ messages[0].content.split(' ', -1) }}{{ messages[0].content.rsplit(maxsplit=1) }}",
+     "['Hello', 'World']['Hello', '', 'World']['Hello', 'World']"},
+    {"{{ 'a\\tb\\nc  d'.split() }}{{ '\\u3000a\\u3000'.split() }}{{ 'a\\u00a0b'.split() }}{{ 'a\\x1cb'.split() }}",
+     "['a', 'b', 'c', 'd']['a']['a', 'b']['a', 'b']"},
+    {"{{ '\\u3000x\\u3000' | trim }}|{{ '\\u00a0x' | trim }}|{{ '\\x1fx' | trim }}",
+     "x|x|x"},
+    {"{{ 'a\\x0bb\\x0cc\\x1cd\\x1de\\x1ef\\x85g\\u2028h\\u2029i'.splitlines() }}",
+     "['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']"},
+    {"{{ 'x\\n\\ny\\n' | indent(2) }}|{{ '' | indent(2, true) }}|{{ '\\n' | indent(2, true, true) }}",
+     "x\n\n  y\n|  |  \n  "},
+    {"{{ '\xc3\xa9' | center(4, ) }}{{ 'ab'.center(5) }}|{{ 'ab'.center(6) }}|{{ 'abc'.center(6) }}|",
+     " \xc3\xa9    ab |  ab  | abc  |"},
+    {"{% for g in messages | groupby('role') %}{{ g.grouper }}={{ g.list | length }};{% endfor %}",
+     "assistant=1;user=1;"},
+    {"{% for k, items in [{'a':'X'},{'a':'x'},{'a':'y'},{'b':1}] | groupby('a', default='z') %}{{ k }}:{{ items|length }} {% endfor %}",
+     "X:2 y:1 z:1 "},
+    {"{{ [{'a':'X'},{'a':'x'}] | groupby('a', case_sensitive=true) }}",
+     "[('X', [{'a': 'X'}]), ('x', [{'a': 'x'}])]"},
 };
 
 static const char *const refused_cases[] = {
@@ -466,6 +598,23 @@ static const char *const refused_cases[] = {
     "{{ {(1,2): 3} | tojson }}", /* TypeError */
     "{{ [x] | tojson }}", /* TypeError */
     "{{ {'a': namespace()} | tojson }}", /* TypeError */
+    "{{ m() }}{% macro m() %}x{% endmacro %}", /* UndefinedError */
+    "{{ 1 ~ 2 + 3 }}{{ 'a' ~ 'b' | upper }}{{ -1 ~ 2 }}", /* TypeError */
+    "{{ 2 * -3 }}{{ 2 - -3 }}{{ -(2) }}{{ +3 }}{{ - 'a' | length }}", /* TypeError */
+    "{{ x < 1 }}", /* UndefinedError */
+    "{{ x | int }}", /* UndefinedError */
+    "{{ x | float }}", /* UndefinedError */
+    "{{ x | abs }}", /* TypeError */
+    "{{ x | indent }}", /* UndefinedError */
+    "{{ x | dictsort }}", /* UndefinedError */
+    "{{ x | tojson }}", /* TypeError */
+    "{{ x | round }}", /* TypeError */
+    "{{ ''.__class__.__mro__ }}", /* SecurityError */
+    "{{ messages.__len__() }}", /* SecurityError */
+    "{{ x is lower }}{{ x is upper }}{{ x is string }}{{ x is none }}{{ x is mapping }}{{ x is odd }}", /* UndefinedError */
+    "{{ 'a' is odd }}", /* TypeError */
+    "{{ none | length }}", /* TypeError */
+    "{{ [{'a':1},{'a':'x'}] | groupby('a') }}", /* TypeError */
 };
 
 static void test_render_cases(void) {
@@ -516,7 +665,7 @@ static void test_errors(void) {
         {"{{ x | random }}", RM_ERR_TEMPLATE, {"random", "not supported"}},
         {"{% set x = 1 %}{% set x.y = 2 %}", RM_ERR_TEMPLATE, {"line 1", "non-namespace object"}},
         {"{{ lipsum() }}", RM_ERR_TEMPLATE, {"lipsum", "not supported"}},
-        {"{{ 'é\xff' }}", RM_ERR_TEMPLATE, {"invalid UTF-8", "byte 5"}},
+        {"{{ 'é\xff' }}", RM_ERR_TEMPLATE, {"invalid UTF-8", "byte 6"}},
         {"{# never closed", RM_ERR_TEMPLATE, {"line 1", "Missing end of comment tag"}},
         {"{% raw %} never closed", RM_ERR_TEMPLATE, {"line 1", "Missing end of raw directive"}},
         {"{{ 99999999999999999999 }}", RM_ERR_TEMPLATE, {"line 1", "64 bits"}},
@@ -640,11 +789,11 @@ static void test_mask(void) {
         {"{{ bos_token }}{{ messages[0].content[0] }}", "<s><", "0001"},
         {"{{ messages[0].content | upper }}", "<|EOT_ID|>X", "11111111111"},
         {"{{ messages[0].content[2:5] ~ 'T' }}", "eotT", "1110"},
-        {"{{ messages[0].content.split('|') | join('-') }}", "<-eot_id->x", "10111110111"},
+        {"{{ messages[0].content.split('|') | join('-') }}", "<-eot_id->x", "10111111011"},
         {"{{ messages[0].content.replace('eot', 'EOT') }}", "<|EOT_id|>x", "11000111111"},
         {"{{ messages[0].content | tojson }}", "\"<|eot_id|>x\"", "0111111111110"},
         {"{{ ('  ' ~ messages[0].content ~ '  ') | trim }}", "<|eot_id|>x", "11111111111"},
-        {"{{ ('a\\n' ~ messages[0].content) | indent(2, true) }}", "  a\n  <|eot_id|>x", "000000111111111111"},
+        {"{{ ('a\\n' ~ messages[0].content) | indent(2, true) }}", "  a\n  <|eot_id|>x", "00000011111111111"},
         {"{% for c in messages[0].content %}{{ c }}.{% endfor %}", "<.|.e.o.t._.i.d.|.>.x.",
          "1010101010101010101010"},
         {"{{ messages[0].content | reverse }}", "x>|di_toe|<", "11111111111"},
@@ -652,15 +801,16 @@ static void test_mask(void) {
         {"{% set ns = namespace(s='') %}{% set ns.s = ns.s + messages[0].content %}{{ ns.s }}", "<|eot_id|>x",
          "11111111111"},
         {"{{ messages[0].content.strip('<>x') }}", "|eot_id|", "11111111"},
-        {"{{ messages[0].content | title }}", "<|Eot_Id|>X", "11111111111"},
+        {"{{ messages[0].content | title }}", "<|eot_id|>x", "11111111111"},
+        {"{{ messages[0].content.title() }}", "<|Eot_Id|>X", "11111111111"},
         {"{{ messages[0].content | replace('|', '') }}", "<eot_id>x", "111111111"},
         {"{{ [messages[0].content] }}", "['<|eot_id|>x']", "001111111111100"},
         {"{{ messages | tojson }}", "[{\"role\": \"user\", \"content\": \"<|eot_id|>x\"}]",
-         "0000000000001111000000000000000111111111110000"},
+         "00000000000111100000000000000011111111111000"},
         {"{% set x %}{{ messages[0].content }}{% endset %}{{ x | lower }}", "<|eot_id|>x", "11111111111"},
         {"{% filter upper %}{{ messages[0].content }}y{% endfilter %}", "<|EOT_ID|>XY", "111111111110"},
         {"{{ messages[0].content | center(13) }}", " <|eot_id|>x ", "0111111111110"},
-        {"{{ messages[0].content | truncate(9, true, '') }}", "<|eot_id|", "111111111"},
+        {"{{ messages[0].content | truncate(5, true, '') }}", "<|eot", "11111"},
         {"{{ messages[0].content.partition('|')[2] }}", "eot_id|>x", "111111111"},
         {"{{ messages[0].content | e }}", "&lt;|eot_id|&gt;x", "11111111111111111"},
     };
@@ -714,8 +864,28 @@ static void test_json(void) {
     st = rm_template_render_json(t, j, &o, &out, NULL, NULL, &err);
     CHECK(st == RM_OK && strstr(out, "no tools|"), "json without tools: %s", st == RM_OK ? out : err.msg);
     rm_mfree(out);
-    CHECK(rm_template_render_json(t, json_array(), &o, &out, NULL, NULL, &err) == RM_ERR_INVALID_ARG, "not an object");
+    json_t *arr = json_array();
+    CHECK(rm_template_render_json(t, arr, &o, &out, NULL, NULL, &err) == RM_ERR_INVALID_ARG, "not an object");
+    json_decref(arr);
     json_decref(j);
+    rm_template_free(t);
+
+    /* marks in JSON mode: string values inside messages, never their keys */
+    const char *src2 = "{{ messages[0] | tojson }}{{ messages[0].content }}{{ extra }}";
+    json_t *j2 = json_loads("{\"messages\": [{\"role\": \"user\", \"content\": \"ab\"}], \"extra\": \"zz\"}", 0, &je);
+    uint8_t *mask = NULL;
+    size_t len = 0;
+    o.mark_message_data = 1;
+    CHECK(rm_template_parse(&t, src2, strlen(src2), &err) == RM_OK, "parse: %s", err.msg);
+    st = rm_template_render_json(t, j2, &o, &out, &len, &mask, &err);
+    char got[128] = "";
+    for (size_t k = 0; st == RM_OK && k < len && k < sizeof got - 1; k++) got[k] = mask[k] ? '1' : '0';
+    CHECK(st == RM_OK && strcmp(out, "{\"role\": \"user\", \"content\": \"ab\"}abzz") == 0 &&
+              strcmp(got, "0000000000111100000000000000011001100") == 0,
+          "json marks: %s %s", st == RM_OK ? out : err.msg, got);
+    rm_mfree(out);
+    rm_mfree(mask);
+    json_decref(j2);
     rm_template_free(t);
 }
 

@@ -173,6 +173,17 @@ static void test_header_length(void) {
     CHECK(st == RM_ERR_LIMIT && contains(msg, "header length 100000001") && contains(msg, "exceeds the bound"),
           "header bound: %d: %s", st, msg);
 
+    /* Room for a billion tensors (40 GB of header, sparse): refused by the same bound,
+     * before the header is parsed, so no table of a billion entries is ever sized. */
+    dir = new_dir("hdr-billion");
+    st_write_config(dir, &s);
+    big = 40000000000ULL;
+    put_u64((unsigned char *)prefix, big);
+    CHECK(write_sparse(path_in(dir, "model.safetensors"), prefix, 9, (off_t)(8 + big)) == 0, "sparse 40 GB");
+    st = try_load(dir, NULL, msg, sizeof msg);
+    CHECK(st == RM_ERR_LIMIT && contains(msg, "header length 40000000000") && contains(msg, "exceeds the bound"),
+          "40 GB header: %d: %s", st, msg);
+
     /* A tensor claiming 2^62 x 4 elements: refused by arithmetic, never sized. */
     const char huge[] = "{\"t\":{\"dtype\":\"BF16\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,8]}}";
     unsigned char hf[128];
@@ -225,8 +236,10 @@ static void test_file_bounds(void) {
     rm_alloc_fail_after(0);
     st = rm_tok_load(&tok, path_in(dir, "tokenizer.json"), &e);
     rm_alloc_fail_after(-1);
-    CHECK(st == RM_ERR_LIMIT, "tokenizer.json with a 1 GB string refused before allocating: status %d (%s): %s", st,
-          rm_status_string(st), e.msg);
+    CHECK(st == RM_ERR_LIMIT,
+          "tokenizer.json with a 1 GB string refused before allocating: status %d (%s): %s "
+          "[lib/tokenizer_impl.h RM_TOK_MAX_FILE_BYTES admits 10^9 bytes; parsing costs ~8x that]",
+          st, rm_status_string(st), e.msg);
 
     /* model.safetensors.index.json past 64 MiB. */
     dir = new_dir("index-huge");

@@ -308,10 +308,11 @@ int jcontains(jctx *ctx, jval c, jval item, int *out) {
                          jv_type_name(item));
         const jstr *h = jv_str(c), *n = jv_str(item);
         *out = n->len == 0 || memmem(h->s, h->len, n->s, n->len) != NULL;
-        return 0;
+        return jctx_work(ctx, h->len >> 8);
     }
     case JV_LIST: {
         const jlist *l = jv_list(c);
+        if (jctx_work(ctx, l->len >> 4) != 0) return -1;
         for (size_t i = 0; i < l->len; i++) {
             int e = jv_eq(ctx, l->v[i], item);
             if (ctx->failed) return -1;
@@ -356,8 +357,8 @@ static int loop_attr(jctx *ctx, jloop *l, const jstr *name, jval *out) {
 }
 
 int jgetattr(jctx *ctx, jval obj, const jstr *name, jval *out) {
-    if (obj.kind == JV_UNDEF) return jfail_undefined(ctx, obj);
-    if (is_dunder(name)) {
+    if (obj.kind == JV_UNDEF && obj.sub == UNDEF_UNSAFE) return jfail_undefined(ctx, obj);
+    if (is_dunder(name)) {   /* Python objects have these; the sandbox hides them */
         *out = jv_undef_unsafe(ctx, obj, name->s);
         return ctx->failed ? -1 : 0;
     }
@@ -382,6 +383,14 @@ int jgetattr(jctx *ctx, jval obj, const jstr *name, jval *out) {
         }
         break;
     }
+    case JV_UNDEF: return jfail_undefined(ctx, obj);
+    case JV_LIST:
+        /* groupby's (grouper, list) tuples */
+        if (jv_list(obj)->group && (jstr_is(name, "grouper") || jstr_is(name, "list"))) {
+            *out = jv_retain(jv_list(obj)->v[jstr_is(name, "list")]);
+            return 0;
+        }
+        break;
     case JV_LOOP: {
         int r = loop_attr(ctx, (jloop *)obj.u.o, name, out);
         if (r <= 0) return r;

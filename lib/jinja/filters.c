@@ -529,6 +529,59 @@ static int f_format(jctx *ctx, jval v, const jargs *a, jval *out) {
     return r;
 }
 
+/* groupby(attribute, default=None, case_sensitive=False): sorted by the
+ * key, runs of equal keys become (grouper, list) pairs. */
+static int f_groupby(jctx *ctx, jval v, const jargs *a, jval *out) {
+    static const char *const names[] = {"attribute", "default", "case_sensitive"};
+    jval s[3];
+    int have[3];
+    if (jargs_bind(ctx, "groupby", a, names, 3, s, have) != 0) return -1;
+    if (!have[0]) return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: groupby() missing required argument 'attribute'");
+    int cs = have[2] && jv_truthy(s[2]);
+    jlist *items;
+    if (jiterate(ctx, v, &items) != 0) return -1;
+    sort_item *keys;
+    if (sort_keys(ctx, items, s[0], cs, 0, &keys) != 0) {
+        jobj_release(ctx, &items->h);
+        return -1;
+    }
+    if (have[1] && s[1].kind != JV_NONE)
+        for (size_t i = 0; i < items->len; i++)
+            if (keys[i].key.kind == JV_UNDEF) {
+                jv_release(ctx, keys[i].key);
+                keys[i].key = jv_retain(s[1]);
+                if (!cs) lower_if_str(ctx, keys[i].key, &keys[i].key);
+            }
+    sort_item *tmp = rm_malloc((items->len ? items->len : 1) * sizeof *tmp);
+    int r = tmp ? merge_sort(ctx, keys, tmp, items->len, 0) : jfail_nomem(ctx);
+    rm_mfree(tmp);
+    jlist *res = r == 0 ? new_list(ctx, JL_LIST) : NULL;
+    for (size_t i = 0; res && i < items->len && !ctx->failed;) {
+        size_t j = i + 1;
+        while (j < items->len && jv_eq(ctx, keys[j].key, keys[i].key)) j++;
+        jlist *pair = jlist_new(ctx, 2, JL_TUPLE), *members = jlist_new(ctx, j - i, JL_LIST);
+        if (!pair || !members) break;
+        pair->group = 1;
+        for (size_t k = i; k < j; k++) members->v[members->len++] = jv_retain(keys[k].val);
+        jval grouper;
+        /* the grouper is the first member's real key, not the lowered one */
+        if (attr_path(ctx, keys[i].val, s[0], &grouper) != 0) { jobj_release(ctx, &members->h); jobj_release(ctx, &pair->h); break; }
+        if (grouper.kind == JV_UNDEF && have[1] && s[1].kind != JV_NONE) { jv_release(ctx, grouper); grouper = jv_retain(s[1]); }
+        pair->v[pair->len++] = grouper;
+        pair->v[pair->len++] = jv_obj(JV_LIST, members);
+        if (jlist_push(ctx, res, jv_obj(JV_LIST, pair)) != 0) break;
+        i = j;
+    }
+    free_keys(ctx, keys, items->len);
+    jobj_release(ctx, &items->h);
+    if (ctx->failed || !res) {
+        if (res) jobj_release(ctx, &res->h);
+        return -1;
+    }
+    *out = jv_obj(JV_LIST, res);
+    return 0;
+}
+
 static int f_indent(jctx *ctx, jval v, const jargs *a, jval *out) {
     static const char *const names[] = {"width", "first", "blank"};
     jval s[3];
@@ -1110,7 +1163,7 @@ static const struct {
     {"abs", f_abs}, {"attr", f_attr}, {"batch", f_batch}, {"capitalize", f_capitalize}, {"center", f_center},
     {"count", f_length}, {"d", f_default}, {"default", f_default}, {"dictsort", f_dictsort}, {"e", f_escape},
     {"escape", f_escape}, {"filesizeformat", NULL}, {"first", f_first}, {"float", f_float},
-    {"forceescape", f_forceescape}, {"format", f_format}, {"groupby", NULL}, {"indent", f_indent}, {"int", f_int},
+    {"forceescape", f_forceescape}, {"format", f_format}, {"groupby", f_groupby}, {"indent", f_indent}, {"int", f_int},
     {"join", f_join}, {"last", f_last}, {"length", f_length}, {"list", f_list}, {"lower", f_lower},
     {"items", f_items}, {"map", f_map}, {"min", f_min}, {"max", f_max}, {"pprint", NULL}, {"random", NULL},
     {"reject", f_reject}, {"rejectattr", f_rejectattr}, {"replace", f_replace}, {"reverse", f_reverse},

@@ -485,11 +485,12 @@ static jnode *parse_filter_expr(parser *P, jnode *n);
 static jnode *parse_unary(parser *P, int with_filter) {
     const jtok *t = cur(P);
     jnode *n;
-    if (enter(P) != 0) return NULL;
     if (is_op(t, OP_SUB) || is_op(t, OP_ADD)) {
         next_tok(P);
+        if (enter(P) != 0) return NULL;
         jnode *inner = parse_unary(P, 0);
-        if (!inner) { P->depth--; return NULL; }
+        P->depth--;
+        if (!inner) return NULL;
         n = node(P, is_op(t, OP_SUB) ? N_NEG : N_POS, t->line);
         if (n) n->a = inner;
     } else {
@@ -497,7 +498,6 @@ static jnode *parse_unary(parser *P, int with_filter) {
     }
     if (n) n = parse_postfix(P, n);
     if (n && with_filter) n = parse_filter_expr(P, n);
-    P->depth--;
     return n;
 }
 

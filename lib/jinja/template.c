@@ -244,7 +244,8 @@ static int from_json(jctx *ctx, const json_t *j, int mark, int depth, jval *out)
         /* jansson keeps insertion order, which is the order Python's json gives */
         json_object_foreach((json_t *)j, key, val) {
             size_t kl = strlen(key);
-            jstr *k = mark ? message_str(ctx, key, kl) : jstr_new(ctx, key, kl, NULL);
+            /* keys are the message's structure, not its text: never marked */
+            jstr *k = jstr_new(ctx, key, kl, NULL);
             jval v;
             if (!k) return -1;
             if (rm_utf8_check(key, kl) != kl) {

@@ -275,6 +275,7 @@ static jstr *jstr_alloc(jctx *ctx, size_t len, int with_mask) {
     }
     jstr *s = obj_alloc(ctx, size, JV_STR);
     if (!s) return NULL;
+    ctx->steps += (int64_t)(len >> 8);   /* building text is work: checked at the next call or iteration */
     s->len = len;
     s->s = (char *)(s + 1);
     s->s[len] = 0;
@@ -379,6 +380,7 @@ void jsb_free(jsb *b) {
 jlist *jlist_new(jctx *ctx, size_t cap, int flavour) {
     jlist *l = obj_alloc(ctx, sizeof(jlist), JV_LIST);
     if (!l) return NULL;
+    ctx->steps += (int64_t)(cap >> 4);   /* building lists is work too */
     l->h.flags = (uint8_t)flavour;
     if (cap) {
         if (mem_charge(ctx, cap * sizeof(jval)) != 0) return NULL;
@@ -390,6 +392,7 @@ jlist *jlist_new(jctx *ctx, size_t cap, int flavour) {
 }
 
 int jlist_push(jctx *ctx, jlist *l, jval v) {
+    ctx->steps += (l->len & 15) == 0;
     if (l->len == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
         if (cap > (SIZE_MAX / 2) / sizeof(jval)) { jv_release(ctx, v); return jfail_nomem(ctx); }
@@ -496,8 +499,7 @@ long jdict_find_str(const jdict *d, const char *s, size_t len) {
 int jdict_set(jctx *ctx, jdict *d, jval key, jval val) {
     long i = jdict_find(d, key);
     if (i >= 0) {
-        jv_release(ctx, d->k[i]);     /* Python keeps the first key object; equal anyway */
-        d->k[i] = key;
+        jv_release(ctx, key);         /* Python keeps the first key: {1: 'a', true: 'b'} is {1: 'b'} */
         jv_release(ctx, d->v[i]);
         d->v[i] = val;
         return 0;
@@ -599,6 +601,7 @@ static int eq_depth(jctx *ctx, jval a, jval b, int depth) {
     case JV_LIST: {
         const jlist *x = jv_list(a), *y = jv_list(b);
         if (x == y) return 1;
+        ctx->steps += (int64_t)(x->len >> 4);   /* comparing is work: checked at the next call */
         int fx = x->h.flags, fy = y->h.flags;
         if (JL_IS_ITER(fx) || JL_IS_ITER(fy) || fx != fy) return 0;
         if (x->len != y->len) return 0;
@@ -832,7 +835,10 @@ static int write_value(jctx *ctx, jsb *b, jval v, int repr, int depth) {
             if (!jsb_cstr(ctx, b, buf) || write_items(ctx, b, l, depth) != 0 || !jsb_cstr(ctx, b, "])")) return -1;
             return 0;
         default:
-            snprintf(buf, sizeof buf, "<%s object at %p>", jv_type_name(v), (const void *)l);
+            /* Python prints an address here; a prompt must not carry a heap
+             * address (irreproducible, and it leaks the layout). */
+            (void)l;
+            snprintf(buf, sizeof buf, "<%s object>", jv_type_name(v));
             return jsb_cstr(ctx, b, buf) ? 0 : -1;
         }
     }
@@ -853,8 +859,8 @@ static int write_value(jctx *ctx, jsb *b, jval v, int repr, int depth) {
     }
     case JV_METHOD: {
         const jmethod *m = (const jmethod *)v.u.o;
-        snprintf(buf, sizeof buf, "<built-in method %s of %s object at %p>", jmethod_name(m->id),
-                 jv_type_name(m->self), (const void *)m->self.u.o);
+        snprintf(buf, sizeof buf, "<built-in method %s of %s object>", jmethod_name(m->id),
+                 jv_type_name(m->self));   /* no address: see above */
         return jsb_cstr(ctx, b, buf) ? 0 : -1;
     }
     case JV_FUNC: {

@@ -82,6 +82,7 @@ typedef struct jlist {
     size_t len, cap;
     jval *v;
     int consumed;             /* iterators: already iterated once */
+    int group;                /* a (grouper, list) pair made by groupby */
     int64_t r_start, r_stop, r_step; /* JL_RANGE */
 } jlist;
 /* An ordered sequence that can be indexed: list, tuple, range. */

@@ -36,6 +36,8 @@ static const char *const PROBES[] = {
     "it's they're we've I'm you'll he'd 0123456789 12345",
     "h\xc3\xa9llo \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x99\x82\xe2\x80\x8d \xe1\x9e\x80",
     "def add(a, b):\n    return a + b\n",
+    /* Normalizers at work: a ligature, a decomposed A-ring, a circled 1, U+FDFA (18 characters under NFKC). */
+    "\xef\xac\x81ne A\xcc\x8a \xc3\x85 \xe2\x91\xa0 \xef\xb7\xba \xef\xac\x81<sep>",
     "",
 };
 

@@ -23,10 +23,10 @@ LOG_TSV=$OUT/fuzz-log.tsv
 
 if [ "${1:-}" = "--totals" ]; then
     [ -f "$LOG_TSV" ] || { echo "no log yet: $LOG_TSV"; exit 0; }
+    printf '%-16s %6s %8s %14s %7s  %s\n' harness runs seconds executions failed dates
     awk -F'\t' 'NR > 1 { n[$2] += $5; s[$2] += $3; r[$2]++; if ($6 != "pass") bad[$2]++;
                          if (!($2 in first)) first[$2] = substr($1, 1, 10); last[$2] = substr($1, 1, 10) }
-                END { printf "%-16s %6s %8s %14s %7s  %s\n", "harness", "runs", "seconds", "executions", "failed", "dates";
-                      for (h in n) printf "%-16s %6d %8d %14d %7d  %s .. %s\n", h, r[h], s[h], n[h], bad[h], first[h], last[h] }' \
+                END { for (h in n) printf "%-16s %6d %8d %14d %7d  %s .. %s\n", h, r[h], s[h], n[h], bad[h], first[h], last[h] }' \
         "$LOG_TSV" | sort
     exit 0
 fi
@@ -134,6 +134,15 @@ for src in tests/fuzz/fuzz_*.c; do
             result=crash
             mkdir -p "tests/fuzz/regressions/$h"
             for f in $found; do
+                known=
+                for r in "tests/fuzz/regressions/$h"/*; do
+                    [ -f "$r" ] && cmp -s "$f" "$r" && known=$r && break
+                done
+                if [ -n "$known" ]; then
+                    echo "fuzz: $h: fails on a known regression: $known (not fixed yet)" >&2
+                    echo "fuzz:   replay: $bin $known" >&2
+                    continue
+                fi
                 cp "$f" "tests/fuzz/regressions/$h/"
                 echo "fuzz: $h: reproducer saved: tests/fuzz/regressions/$h/$(basename "$f")" >&2
                 echo "fuzz:   replay: $bin tests/fuzz/regressions/$h/$(basename "$f")" >&2
