@@ -56,7 +56,8 @@ RM_INTERNAL void rm_cpu_rope(float *x, size_t n_rows, size_t n_heads, size_t hea
 /* Causal grouped-query attention over packed rows.
  * Query i (row i of q, n_heads * head_dim floats) attends to the key/value
  * rows key_rows[key_off[i] + j] for j < n_keys[i] (k and v rows hold
- * n_kv_heads * head_dim floats). out row i gets n_heads * head_dim floats.
+ * n_kv_heads * head_dim floats). out row i gets n_heads * head_dim floats;
+ * a query with n_keys[i] == 0 is skipped (another path computes it).
  * scratch: n_threads * (n_heads / n_kv_heads) * max_keys floats. */
 typedef struct rm_cpu_attn {
     const float *q, *k, *v;

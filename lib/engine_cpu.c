@@ -1,7 +1,10 @@
 /*
  * engine_cpu.c - the CPU forward pass: the reference every other engine is
- * tested against. fp32 arithmetic throughout; GEMMs through OpenBLAS,
- * everything else through the row ops of cpu_ops.c with OpenMP.
+ * tested against. fp32 arithmetic throughout. All parallelism is one
+ * OpenMP team of n_threads: GEMMs are single-threaded OpenBLAS calls on
+ * slices of the output (rm_cpu_linear; the engine sets OpenBLAS to 1 thread,
+ * process-wide, so its pool never spins against the team), everything else
+ * goes through the row ops of cpu_ops.c. docs/performance.md says why.
  *
  * A packed batch has no padding: the engine computes one row per unique
  * token (a sequence's shared prefix reuses its parent's rows) and maps every

@@ -324,7 +324,7 @@ static int run_engine(const opts *o, model *m, int resident, double peak, int th
         double gemm, attn;
         pass_flops(&m->cfg, (double)n, &gemm, &attn);
         double gflops = (gemm + attn) / best / 1e9;
-        printf("%8zu %9.3f %10.1f %11.1f %11.1f %8.1f %9.1f%% %11.2f %5.0f%% %8.4f\n", n, best, (double)n / best,
+        printf("%8zu %9.3f %10.1f %11.4g %11.4g %8.1f %9.1f%% %11.2f %5.0f%% %8.4f\n", n, best, (double)n / best,
                gemm / 1e9, attn / 1e9, gflops, 100 * gflops / peak,
                (double)(after.weight_bytes_read - before.weight_bytes_read) / o->repeat / 1e9, 100 * cpu / best, score);
         fflush(stdout);
