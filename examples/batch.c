@@ -29,8 +29,8 @@ int main(int argc, char **argv) {
     rm_item items[3];
     rm_scores *out[3];
     for (int i = 0; i < 3; i++) {
-        msgs[i][0] = (rm_message){"user", prompt};
-        msgs[i][1] = (rm_message){"assistant", responses[i]};
+        msgs[i][0] = RM_MESSAGE("user", prompt);
+        msgs[i][1] = RM_MESSAGE("assistant", responses[i]);
         rm_item_init(&items[i]);
         items[i].messages = msgs[i];
         items[i].n_messages = 2;

@@ -103,11 +103,15 @@ typedef struct rm_params {
                                   NULL = the checkpoint's own. Copied. */
 } rm_params;
 
-/* One chat message. */
+/* One chat message. Messages travel in arrays: every element of one array
+ * carries the same struct_size, which is also the array's stride, so the
+ * struct can grow. Fill with RM_MESSAGE(role, content). */
 typedef struct rm_message {
+    size_t struct_size;       /* sizeof(rm_message) */
     const char *role;         /* "system", "user", "assistant", ... */
     const char *content;
 } rm_message;
+#define RM_MESSAGE(role, content) ((rm_message){sizeof(rm_message), (role), (content)})
 
 /* One conversation to score. Initialise with rm_item_init(). */
 typedef struct rm_item {

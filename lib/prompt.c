@@ -15,12 +15,26 @@ static const char PRINCIPLE_PREFIX[] =
     "Evaluate the response to the previous prompt in terms of whether it satisfies this principle: ";
 static const char PRINCIPLE_SUFFIX[] = ". Only answer Yes or No.";
 
+/* Message i of an array whose stride is its elements' struct_size (checked
+ * by check_messages first): a caller built with a later, larger rm_message
+ * still works. */
+static const rm_message *message_at(const rm_message *msgs, size_t i) {
+    return (const rm_message *)((const char *)msgs + i * msgs[0].struct_size);
+}
+
 static rm_status check_messages(const rm_message *msgs, size_t n, rm_err *err) {
     if (n && !msgs) return rm_fail(err, RM_ERR_INVALID_ARG, "messages is NULL");
+    if (n && (msgs[0].struct_size < sizeof(rm_message) || msgs[0].struct_size > (1u << 16)))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "messages[0].struct_size is %zu: fill messages with RM_MESSAGE()",
+                       msgs[0].struct_size);
     for (size_t i = 0; i < n; i++) {
-        if (!msgs[i].role || !msgs[i].content)
-            return rm_fail(err, RM_ERR_INVALID_ARG, "messages[%zu]: %s is NULL", i, msgs[i].role ? "content" : "role");
-        const char *fields[2] = {msgs[i].role, msgs[i].content};
+        const rm_message *m = message_at(msgs, i);
+        if (m->struct_size != msgs[0].struct_size)
+            return rm_fail(err, RM_ERR_INVALID_ARG, "messages[%zu].struct_size is %zu, messages[0]'s %zu: one array, "
+                           "one size", i, m->struct_size, msgs[0].struct_size);
+        if (!m->role || !m->content)
+            return rm_fail(err, RM_ERR_INVALID_ARG, "messages[%zu]: %s is NULL", i, m->role ? "content" : "role");
+        const char *fields[2] = {m->role, m->content};
         for (int f = 0; f < 2; f++) {
             size_t len = strlen(fields[f]), bad = rm_utf8_check(fields[f], len);
             if (bad != len)
@@ -47,10 +61,11 @@ static rm_chat_message *chat_messages(const rm_message *msgs, size_t n, const ch
     rm_chat_message *cm = rm_calloc(n + 1, sizeof *cm);
     if (!cm) return NULL;
     for (size_t i = 0; i < n; i++) {
-        cm[i].role = msgs[i].role;
-        cm[i].role_len = strlen(msgs[i].role);
-        cm[i].content = msgs[i].content;
-        cm[i].content_len = strlen(msgs[i].content);
+        const rm_message *m = message_at(msgs, i);
+        cm[i].role = m->role;
+        cm[i].role_len = strlen(m->role);
+        cm[i].content = m->content;
+        cm[i].content_len = strlen(m->content);
     }
     if (extra_user) {
         cm[n].role = "user";
@@ -110,9 +125,9 @@ rm_status rm_prompt_build(const rm_model *m, const rm_message *msgs, size_t n, c
         st = add_sequence(m, cm, n, add_generation_prompt, p, err);
         goto done;
     }
-    if (n == 0 || strcmp(msgs[n - 1].role, "assistant") != 0) {
+    if (n == 0 || strcmp(cm[n - 1].role, "assistant") != 0) {
         st = rm_fail(err, RM_ERR_INVALID_ARG, "principle scoring: the conversation must end with an assistant "
-                     "turn (it ends with %s)", n ? msgs[n - 1].role : "no message");
+                     "turn (it ends with %s)", n ? cm[n - 1].role : "no message");
         goto done;
     }
     for (size_t i = 0; i < n_principles && !st; i++) {

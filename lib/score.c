@@ -253,6 +253,6 @@ rm_status rm_score_messages(rm_model *m, const rm_message *messages, size_t n_me
 }
 
 rm_status rm_score(rm_model *m, const char *prompt, const char *response, rm_scores **out) {
-    rm_message msgs[2] = {{"user", prompt}, {"assistant", response}};
+    rm_message msgs[2] = {RM_MESSAGE("user", prompt), RM_MESSAGE("assistant", response)};
     return rm_score_messages(m, msgs, 2, out);
 }

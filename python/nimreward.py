@@ -23,7 +23,10 @@ class _Params(_c.Structure):
 
 
 class _Message(_c.Structure):
-    _fields_ = [("role", _c.c_char_p), ("content", _c.c_char_p)]
+    _fields_ = [("struct_size", _c.c_size_t), ("role", _c.c_char_p), ("content", _c.c_char_p)]
+
+    def __init__(self, role, content):
+        super().__init__(_c.sizeof(_Message), role, content)
 
 
 class _Item(_c.Structure):

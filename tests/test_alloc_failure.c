@@ -110,9 +110,9 @@ static rm_status call_score(rm_model *m, outcome *o, char *msg, size_t msg_n) {
 
 /* Two items; returns the first failure (the call's, else an item's). */
 static rm_status call_batch(rm_model *m, int principles, outcome *o, char *msg, size_t msg_n) {
-    rm_message a[2] = {{"user", "Write a haiku about the sea."},
-                       {"assistant", "Grey waves fold and break / salt wind over the harbour / gulls stitch sky to foam"}};
-    rm_message b[3] = {{"system", "Be brief."}, {"user", "What is the capital of France?"}, {"assistant", "Paris."}};
+    rm_message a[2] = {RM_MESSAGE("user", "Write a haiku about the sea."),
+                       RM_MESSAGE("assistant", "Grey waves fold and break / salt wind over the harbour / gulls stitch sky to foam")};
+    rm_message b[3] = {RM_MESSAGE("system", "Be brief."), RM_MESSAGE("user", "What is the capital of France?"), RM_MESSAGE("assistant", "Paris.")};
     rm_item items[2];
     rm_item_init(&items[0]);
     rm_item_init(&items[1]);

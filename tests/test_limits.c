@@ -361,7 +361,7 @@ static void test_context(const char *demo) {
     CHECK(contains(rm_errmsg(m), "longer than the model's context of 32"), "message: %s", rm_errmsg(m));
 
     /* In a batch only the long item fails. */
-    rm_message a[2] = {{"user", longp}, {"assistant", "ok"}}, b[2] = {{"user", "Hi"}, {"assistant", "Hello"}};
+    rm_message a[2] = {RM_MESSAGE("user", longp), RM_MESSAGE("assistant", "ok")}, b[2] = {RM_MESSAGE("user", "Hi"), RM_MESSAGE("assistant", "Hello")};
     rm_item items[2];
     rm_item_init(&items[0]);
     rm_item_init(&items[1]);

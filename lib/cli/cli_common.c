@@ -149,6 +149,7 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
             char where[64];
             snprintf(where, sizeof where, "messages[%zu]", i);
             if (!json_is_object(m)) { snprintf(l->error, sizeof l->error, "%s must be an object", where); return; }
+            l->msgs[i].struct_size = sizeof(rm_message);
             if (!(l->msgs[i].role = string_field(m, "role", where, l->error, sizeof l->error))) return;
             if (!(l->msgs[i].content = string_field(m, "content", where, l->error, sizeof l->error))) return;
         }
@@ -163,8 +164,8 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
         }
         const char *r = string_field(j, "response", "line", l->error, sizeof l->error);
         if (!r) return;
-        l->msgs[0] = (rm_message){"user", p};
-        l->msgs[1] = (rm_message){"assistant", r};
+        l->msgs[0] = RM_MESSAGE("user", p);
+        l->msgs[1] = RM_MESSAGE("assistant", r);
         l->item.n_messages = 2;
     }
     l->item.messages = l->msgs;
