@@ -7,6 +7,7 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 
 #include "nimreward.h"
 #include "test.h"
@@ -327,6 +328,65 @@ static void check_bad_input(void) {
     rm_scores_free(NULL);
 }
 
+/* A server drives one model from several threads: each call its own scratch, same answers. */
+typedef struct thread_job {
+    rm_model *m;
+    const rm_item *items;
+    size_t n;
+    double values[16][8];
+    int ok;
+} thread_job;
+
+static void *score_in_thread(void *arg) {
+    thread_job *j = arg;
+    rm_scores *out[16];
+    j->ok = 1;
+    for (int round = 0; round < 3; round++) {
+        if (rm_score_batch(j->m, j->items, j->n, out) != RM_OK) { j->ok = 0; return NULL; }
+        for (size_t i = 0; i < j->n; i++) {
+            for (size_t k = 0; k < out[i]->n_scores && k < 8; k++) j->values[i][k] = out[i]->values[k];
+            rm_scores_free(out[i]);
+        }
+    }
+    /* An error on this thread stays this thread's. */
+    rm_scores *s = NULL;
+    if (rm_score(j->m, "bad \xff", "x", &s) != RM_ERR_UTF8 || !strstr(rm_errmsg(j->m), "UTF-8")) j->ok = 0;
+    return NULL;
+}
+
+static void check_threads(void) {
+    json_t *rows = read_rows("reference/tiny-llama3-seqcls.reference.jsonl");
+    rm_model *m = load("tiny-llama3-seqcls", NULL);
+    if (!rows || !m) { json_decref(rows); rm_free(m); return; }
+    enum { THREADS = 4, N = 6 };
+    rm_message msgs[N][64];
+    rm_item items[N];
+    for (size_t i = 0; i < N; i++) {
+        rm_item_init(&items[i]);
+        items[i].n_messages = row_messages(json_array_get(rows, i), msgs[i], 64);
+        items[i].messages = msgs[i];
+    }
+    static thread_job jobs[THREADS];
+    pthread_t tid[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        jobs[t] = (thread_job){.m = m, .items = items, .n = N};
+        pthread_create(&tid[t], NULL, score_in_thread, &jobs[t]);
+    }
+    for (int t = 0; t < THREADS; t++) pthread_join(tid[t], NULL);
+    for (int t = 0; t < THREADS; t++) {
+        CHECK(jobs[t].ok, "thread %d scored and kept its own error", t);
+        for (size_t i = 0; i < N; i++)
+            for (size_t k = 0; k < 5; k++) {
+                double want = json_number_value(json_array_get(json_object_get(json_array_get(rows, i), "scores_fp32"), k));
+                CHECK(close_enough(jobs[t].values[i][k], want), "thread %d item %zu score %zu: %.8g vs %.8g", t, i, k,
+                      jobs[t].values[i][k], want);
+            }
+    }
+    CHECK(rm_errmsg(m)[0] == 0, "the main thread saw no error of the workers: \"%s\"", rm_errmsg(m));
+    rm_free(m);
+    json_decref(rows);
+}
+
 static void check_version(void) {
     CHECK(rm_version_number() == RM_VERSION_NUMBER, "runtime version matches the header");
     CHECK(strcmp(rm_version_string(), RM_VERSION_STRING) == 0, "version string");
@@ -344,5 +404,6 @@ int main(void) {
     check_batch();
     check_content_special_tokens();
     check_bad_input();
+    check_threads();
     return test_summary("test_api");
 }
