@@ -146,6 +146,10 @@ void rm_buf_free(rm_buf *b) {
 }
 
 int rm_ids_push(rm_ids *v, int32_t id) {
+    if (v->limit && v->len >= v->limit) {
+        v->limit_hit = 1;
+        return 0;
+    }
     if (v->len == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64, bytes;
         if (!rm_mul_ok(cap, sizeof(int32_t), &bytes)) return 0;

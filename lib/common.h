@@ -74,12 +74,16 @@ RM_INTERNAL int rm_buf_putc(rm_buf *b, char c);
 RM_INTERNAL int rm_buf_printf(rm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 RM_INTERNAL void rm_buf_free(rm_buf *b);
 
-/* A growable array of token ids. */
+/* A growable array of token ids. A non-zero limit bounds len: a push past it
+ * fails and sets limit_hit, so an encoder stops at a context's worth of
+ * tokens instead of tokenizing megabytes it will refuse anyway. */
 typedef struct rm_ids {
     int32_t *data;
     size_t len, cap;
+    size_t limit;
+    int limit_hit;
 } rm_ids;
-RM_INTERNAL int rm_ids_push(rm_ids *v, int32_t id);       /* 0 on failure */
+RM_INTERNAL int rm_ids_push(rm_ids *v, int32_t id);       /* 0 on failure (memory, or the limit) */
 RM_INTERNAL void rm_ids_release(rm_ids *v);
 
 /* ---------------------------------------------------------------- files and text */

@@ -96,14 +96,16 @@ static rm_status add_sequence(const rm_model *m, const rm_chat_message *cm, size
     int plain_content = !m->content_special_tokens;
     rm_status st = render(m, cm, n, add_generation_prompt, &text, &len, plain_content ? &mask : NULL, err);
     if (st) return st;
+    p->ids.limit = p->offsets[p->n_seqs] + (size_t)m->n_ctx;   /* stop one context in */
+    p->ids.limit_hit = 0;
     st = rm_tok_encode(m->tok, text, len, mask, 1, &p->ids, err);
     rm_mfree(text);
     rm_mfree(mask);
+    if (p->ids.limit_hit)
+        return rm_fail(err, RM_ERR_TOO_LONG, "input is longer than the model's context of %lld tokens (tokenizing "
+                       "stopped there; the rendered prompt has %zu bytes)", (long long)m->n_ctx, len);
     if (st) return st;
     size_t seq_len = p->ids.len - p->offsets[p->n_seqs];
-    if ((int64_t)seq_len > m->n_ctx)
-        return rm_fail(err, RM_ERR_TOO_LONG, "input is %zu tokens, longer than the model's context of %lld",
-                       seq_len, (long long)m->n_ctx);
     if (seq_len == 0) return rm_fail(err, RM_ERR_INVALID_ARG, "the rendered conversation has no tokens");
     p->offsets[++p->n_seqs] = p->ids.len;
     return RM_OK;
