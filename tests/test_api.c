@@ -387,6 +387,53 @@ static void check_threads(void) {
     json_decref(rows);
 }
 
+/* The checkpoint's template can be replaced; strftime_now's clock can be fixed; a template
+ * the interpreter cannot run is refused at load with its line. */
+static void check_template_params(void) {
+    FILE *f = fopen(fixture("templates/meta-llama-Llama-3.2-3B-Instruct.jinja"), "rb");
+    CHECK(f != NULL, "Llama 3.2 template fixture");
+    if (!f) return;
+    static char tmpl[65536];
+    size_t n = fread(tmpl, 1, sizeof tmpl - 1, f);
+    fclose(f);
+    tmpl[n] = 0;
+    rm_params p;
+    rm_params_init(&p);
+    p.chat_template = tmpl;
+    p.now = "2026-11-26T09:30:00";
+    rm_model *m = load("tiny-llama3-seqcls", &p);
+    if (!m) return;
+    rm_message msgs[2] = {RM_MESSAGE("user", "Hi"), RM_MESSAGE("assistant", "Hello")};
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(rm_render(m, msgs, 2, 0, &text, &len) == RM_OK, "render: %s", rm_errmsg(m));
+    CHECK(text && strstr(text, "Today Date: 26 Nov 2026\n"), "strftime_now reads the fixed clock: %s", text ? text : "");
+    rm_string_free(text);
+    rm_free(m);
+
+    char err[1024], dir[4096];
+    snprintf(dir, sizeof dir, "%s/models/tiny-llama3-seqcls", test_fixtures());
+    p.chat_template = "{{ bos_token }}\n{% for m in messages %}{{ m.content }}{% endfor %}\n{% include 'x.jinja' %}";
+    m = NULL;
+    CHECK(rm_load(dir, &p, &m, err, sizeof err) == RM_ERR_TEMPLATE && !m, "unsupported construct refused at load");
+    CHECK(strstr(err, "include") && strstr(err, "line 3"), "message names the construct and line: %s", err);
+    p.chat_template = "{{ messages | shuffle }}";   /* Jinja refuses an unknown filter at compile time too */
+    CHECK(rm_load(dir, &p, &m, err, sizeof err) == RM_ERR_TEMPLATE && !m && strstr(err, "shuffle"),
+          "unknown filter refused at load: %s", err);
+    p.chat_template = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                      "{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}";
+    CHECK(rm_load(dir, &p, &m, err, sizeof err) == RM_OK, "load: %s", err);
+    if (m) {
+        rm_message sys[2] = {RM_MESSAGE("system", "Be brief."), RM_MESSAGE("user", "Hi")};
+        rm_scores *s = NULL;
+        CHECK(rm_score_messages(m, sys, 2, &s) == RM_ERR_TEMPLATE && strstr(rm_errmsg(m), "System role not supported"),
+              "raise_exception gives the template's own message: %s", rm_errmsg(m));
+        CHECK(rm_score_messages(m, sys + 1, 1, &s) == RM_OK, "and the model stays usable: %s", rm_errmsg(m));
+        rm_scores_free(s);
+        rm_free(m);
+    }
+}
+
 static void check_version(void) {
     CHECK(rm_version_number() == RM_VERSION_NUMBER, "runtime version matches the header");
     CHECK(strcmp(rm_version_string(), RM_VERSION_STRING) == 0, "version string");
@@ -405,5 +452,6 @@ int main(void) {
     check_content_special_tokens();
     check_bad_input();
     check_threads();
+    check_template_params();
     return test_summary("test_api");
 }
