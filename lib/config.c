@@ -57,21 +57,31 @@ static json_t *field(json_t *obj, const char *key) {
     return v && !json_is_null(v) ? v : NULL;
 }
 
+/* The number in field obj.key, in *out; *out = NULL when absent and not
+ * required (the caller then uses its default). `expected` names the kind
+ * wanted in the message for a field that is not a number. */
+static rm_status number_field(const cfg_reader *r, json_t *obj, const char *where, const char *key, int required,
+                              const char *expected, json_t **out) {
+    json_t *v = field(obj, key);
+    *out = NULL;
+    if (!v && required) return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" is missing", r->name, where, key);
+    if (!v) return RM_OK;
+    if (!json_is_number(v))
+        return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" must be %s, found %s", r->name, where, key,
+                       expected, json_kind(v));
+    *out = v;
+    return RM_OK;
+}
+
 /* Reads an integer field of obj (named `where` in messages, e.g. "rope_scaling.")
  * into *out. Absent: RM_ERR_FORMAT when required, else *out = def.
  * Integers arrive as reals (JSON_DECODE_INT_AS_REAL), so integral is checked. */
 static rm_status get_int(const cfg_reader *r, json_t *obj, const char *where, const char *key, int required,
                          int64_t def, int64_t lo, int64_t hi, int64_t *out) {
-    json_t *v = field(obj, key);
-    if (!v) {
-        if (required)
-            return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" is missing", r->name, where, key);
-        *out = def;
-        return RM_OK;
-    }
-    if (!json_is_number(v))
-        return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" must be an integer, found %s", r->name, where,
-                       key, json_kind(v));
+    json_t *v;
+    rm_status st = number_field(r, obj, where, key, required, "an integer", &v);
+    if (st != RM_OK) return st;
+    if (!v) { *out = def; return RM_OK; }
     double d = json_number_value(v);
     if (!isfinite(d) || d != floor(d))
         return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" must be an integer, found %g", r->name, where,
@@ -89,16 +99,10 @@ static rm_status get_int(const cfg_reader *r, json_t *obj, const char *where, co
 /* A real field; must be finite and > 0 when `positive`. */
 static rm_status get_real(const cfg_reader *r, json_t *obj, const char *where, const char *key, int required,
                           double def, int positive, double *out) {
-    json_t *v = field(obj, key);
-    if (!v) {
-        if (required)
-            return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" is missing", r->name, where, key);
-        *out = def;
-        return RM_OK;
-    }
-    if (!json_is_number(v))
-        return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" must be a number, found %s", r->name, where,
-                       key, json_kind(v));
+    json_t *v;
+    rm_status st = number_field(r, obj, where, key, required, "a number", &v);
+    if (st != RM_OK) return st;
+    if (!v) { *out = def; return RM_OK; }
     double d = json_number_value(v);
     if (!isfinite(d) || (positive && !(d > 0)))
         return rm_fail(r->err, RM_ERR_FORMAT, "%s: field \"%s%s\" is %g, must be a positive number", r->name,

@@ -125,6 +125,21 @@ void rm_cpu_rope(float *x, size_t n_rows, size_t n_heads, size_t head_dim, const
 
 /* ---------------------------------------------------------------- attention */
 
+/* Softmax of row s over keys [0, n_valid) (max-subtracted, sum in double),
+ * zeros in [n_valid, n). Both attention paths use it, so they agree. */
+static void softmax_row(float *s, size_t n_valid, size_t n) {
+    float max = s[0];
+    for (size_t j = 1; j < n_valid; j++) max = s[j] > max ? s[j] : max;
+    double sum = 0;
+    for (size_t j = 0; j < n_valid; j++) {
+        s[j] = expf(s[j] - max);
+        sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t j = 0; j < n_valid; j++) s[j] *= inv;
+    for (size_t j = n_valid; j < n; j++) s[j] = 0;
+}
+
 /* One query row against its keys for the `group` query heads that share kv
  * head g: scores, softmax in fp32 (max-subtracted, sum in double), then the
  * weighted sum of value rows. s holds group * n_keys floats. */
@@ -148,15 +163,7 @@ RM_HOT static void attend_group(const rm_cpu_attn *a, size_t i, size_t g, float 
         }
     }
     for (size_t h = 0; h < group; h++) {
-        float *sh = s + h * nk, max = sh[0];
-        for (size_t j = 1; j < nk; j++) max = sh[j] > max ? sh[j] : max;
-        double sum = 0;
-        for (size_t j = 0; j < nk; j++) {
-            sh[j] = expf(sh[j] - max);
-            sum += sh[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (size_t j = 0; j < nk; j++) sh[j] *= inv;
+        softmax_row(s + h * nk, nk, nk);
         memset(out + h * hd, 0, hd * sizeof *out);
     }
     for (size_t j = 0; j < nk; j++) {
@@ -179,21 +186,6 @@ void rm_cpu_attention(const rm_cpu_attn *a, int n_threads) {
 #pragma omp for schedule(dynamic, 4)
         for (size_t it = 0; it < n_items; it++) attend_group(a, it / a->n_kv_heads, it % a->n_kv_heads, s);
     }
-}
-
-/* Softmax of row s over keys [0, n_valid), zeros in [n_valid, n): the same
- * arithmetic as attend_group. */
-static void softmax_row(float *s, size_t n_valid, size_t n) {
-    float max = s[0];
-    for (size_t j = 1; j < n_valid; j++) max = s[j] > max ? s[j] : max;
-    double sum = 0;
-    for (size_t j = 0; j < n_valid; j++) {
-        s[j] = expf(s[j] - max);
-        sum += s[j];
-    }
-    float inv = (float)(1.0 / sum);
-    for (size_t j = 0; j < n_valid; j++) s[j] *= inv;
-    for (size_t j = n_valid; j < n; j++) s[j] = 0;
 }
 
 void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads) {

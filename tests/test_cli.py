@@ -9,19 +9,11 @@ import subprocess
 import sys
 import tempfile
 
+from testlib import check, summary
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
 FIX = os.environ.get("RM_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
 
 
 def run(tool, args, lines, env=None):
@@ -118,8 +110,7 @@ def main():
     check(p.returncode == 0 and len(lines) == 5 and all("scores" in json.loads(l) for l in lines),
           f"demo scores the examples (exit {p.returncode}: {p.stderr.decode()[-300:]})")
 
-    print(f"test_cli: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary("test_cli")
 
 
 if __name__ == "__main__":

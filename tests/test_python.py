@@ -4,24 +4,16 @@ import json
 import os
 import sys
 
+from testlib import check, summary
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 FIX = os.environ.get("RM_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    passed += bool(cond)
-    failed += not cond
-    if not cond:
-        print("FAIL:", what, file=sys.stderr)
 
 
 def main():
     if os.environ.get("RM_SANITIZED") == "1":   # an ASan library cannot be dlopen'ed into python
-        print("test_python: 0 passed, 0 failed")
-        return 0
+        return summary("test_python")   # nothing checked
     import nimreward
     with open(os.path.join(FIX, "reference", "tiny-llama3-seqcls.reference.jsonl")) as f:
         rows = [json.loads(l) for l in f][:3]
@@ -43,8 +35,7 @@ def main():
         check(False, "missing model raises")
     except nimreward.RewardError as e:
         check(e.status == 2 and "/nonexistent" in str(e), "missing model: RM_ERR_IO naming the path")
-    print(f"test_python: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary("test_python")
 
 
 if __name__ == "__main__":

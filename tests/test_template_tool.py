@@ -12,18 +12,10 @@ import subprocess
 import sys
 import tempfile
 
+from testlib import check, summary
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(REPO_ROOT, os.environ.get("BUILD", "build"), "bin", "nimreward-template")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what, file=sys.stderr)
 
 
 def run(template_text, stdin, *extra):
@@ -85,8 +77,7 @@ def main():
     # --bench prints microseconds per render
     rc, out, err = run(tpl, json.dumps(good) + "\n", "--bench", "50")
     check(rc == 0 and "us per render" in err, "bench: %r" % err)
-    print("test_template_tool: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return summary("test_template_tool")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ long cli_parse_count(const char *s) {
     return v;
 }
 
-static double now_seconds(void) {
+double cli_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -76,13 +76,13 @@ static double now_seconds(void) {
 
 void cli_progress_start(cli_progress *p, long total) {
     p->enabled = isatty(STDERR_FILENO);
-    p->start = now_seconds();
+    p->start = cli_now_seconds();
     p->total = total;
 }
 
 void cli_progress_update(cli_progress *p, long done, long failed) {
     if (!p->enabled) return;
-    double dt = now_seconds() - p->start;
+    double dt = cli_now_seconds() - p->start;
     double rate = dt > 0 ? done / dt : 0;
     if (p->total > 0) {
         int width = 30, fill = (int)(width * (double)done / (double)p->total);

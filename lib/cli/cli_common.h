@@ -35,6 +35,9 @@ int cli_write_error(FILE *out, const char *msg);
 /* Parses a non-negative integer option value; returns -1 when malformed. */
 long cli_parse_count(const char *s);
 
+/* Seconds on the monotonic clock, for timing (--bench, the progress bar). */
+double cli_now_seconds(void);
+
 /* A progress bar on stderr, shown only when stderr is a terminal. */
 typedef struct cli_progress {
     int enabled;

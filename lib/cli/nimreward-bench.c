@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "cpu_ops.h"
 #include "engine.h"
 #include "nimreward.h"
@@ -35,12 +35,6 @@ typedef struct opts {
     int n_tokens, threads, repeat;
     unsigned long long seed;
 } opts;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f) {
     fputs("usage: nimreward-bench --device cpu [--hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192\n"
@@ -237,9 +231,9 @@ static double measure_peak(int threads) {
     openblas_set_num_threads(threads);
     double best = 0;
     for (int r = 0; r < 3; r++) {
-        double t = now();
+        double t = cli_now_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        t = now() - t;
+        t = cli_now_seconds() - t;
         double g = 2.0 * n * n * n / t / 1e9;
         if (g > best) best = g;
     }
@@ -275,12 +269,12 @@ static double max_rss_gb(void) {
 static int run_engine(const opts *o, model *m, int resident, double peak, int threads) {
     rm_engine *e = NULL;
     rm_err err = {0};
-    double t0 = now();
+    double t0 = cli_now_seconds();
     if (rm_engine_cpu_create_ex(&e, &m->cfg, &m->mw, o->threads, resident ? SIZE_MAX : 0, &err) != RM_OK) {
         fprintf(stderr, "error: engine: %s\n", err.msg);
         return 0;
     }
-    double t_create = now() - t0;
+    double t_create = cli_now_seconds() - t0;
     if (o->attn_blas_min >= 0) rm_engine_cpu_set_attn_blas_min(e, (size_t)o->attn_blas_min);
     printf("\nweights %s: engine created in %.2f s%s\n", resident ? "resident (fp32 copy made once)" : "streamed (bf16 -> fp32 per pass)",
            t_create, resident ? " (includes the bf16 -> fp32 conversion)" : "");
@@ -308,7 +302,7 @@ static int run_engine(const opts *o, model *m, int resident, double peak, int th
         rm_engine_counters before, after;
         rm_engine_cpu.counters(e, &before, NULL);
         for (int r = 0; r < o->repeat && ok; r++) {
-            t0 = now();
+            t0 = cli_now_seconds();
             double c0 = cpu_seconds();
             int64_t row = 0;
             if (rm_engine_cpu.forward(e, &b, hidden, &err) != RM_OK ||
@@ -316,7 +310,7 @@ static int run_engine(const opts *o, model *m, int resident, double peak, int th
                 fprintf(stderr, "error: forward: %s\n", err.msg);
                 ok = 0;
             }
-            double t = now() - t0;
+            double t = cli_now_seconds() - t0;
             if (t < best) best = t, cpu = cpu_seconds() - c0;
         }
         rm_engine_cpu.counters(e, &after, NULL);
@@ -396,20 +390,20 @@ static char *make_text(size_t target, unsigned long long seed, size_t *len) {
 static void bench_tokenizer(const opts *o) {
     rm_tokenizer *tok = NULL;
     char msg[512];
-    double t0 = now();
+    double t0 = cli_now_seconds();
     if (rm_tokenizer_load(o->tokenizer, &tok, msg, sizeof msg) != RM_OK) {
         fprintf(stderr, "tokenizer: %s\n", msg);
         return;
     }
-    double t_load = now() - t0;
+    double t_load = cli_now_seconds() - t0;
     size_t len;
     char *text = make_text(4u << 20, o->seed, &len);
     if (!text) return;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    t0 = now();
+    t0 = cli_now_seconds();
     rm_status st = rm_tokenize(tok, text, len, &ids, &n_ids, msg, sizeof msg);
-    double t = now() - t0;
+    double t = cli_now_seconds() - t0;
     if (st != RM_OK) fprintf(stderr, "tokenize: %s\n", msg);
     else
         printf("\ntokenizer %s: loaded in %.2f s; %.1f MB of generated text (Zipf pseudo-words) -> %zu tokens in "
@@ -448,7 +442,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: --device %s: this benchmark runs the cpu engine only in this build\n", o.device);
         return 2;
     }
-    double t_start = now();
+    double t_start = cli_now_seconds();
     int threads = o.threads ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     char cpu[256];
     cpu_model_name(cpu, sizeof cpu);
@@ -469,19 +463,19 @@ int main(int argc, char **argv) {
     printf("peak: cblas_sgemm 3072^3 reaches %.1f GFLOPS on %d threads\n", peak, threads);
 
     model m;
-    double t0 = now();
+    double t0 = cli_now_seconds();
     omp_set_num_threads(threads);
     if (!build_model(&m, &o)) {
         fprintf(stderr, "error: out of memory for %.2f GB of weights\n", (double)m.data_bytes / 1e9);
         free_model(&m);
         return 1;
     }
-    printf("weights: %.2f GB bf16 built in %.2f s\n", (double)m.data_bytes / 1e9, now() - t0);
+    printf("weights: %.2f GB bf16 built in %.2f s\n", (double)m.data_bytes / 1e9, cli_now_seconds() - t0);
     int ok = 1;
     if (strcmp(o.weights, "stream") != 0) ok &= run_engine(&o, &m, 1, peak, threads);
     if (ok && strcmp(o.weights, "resident") != 0) ok &= run_engine(&o, &m, 0, peak, threads);
     free_model(&m);
     if (o.tokenizer) bench_tokenizer(&o);
-    printf("\ntotal run time %.1f s\n", now() - t_start);
+    printf("\ntotal run time %.1f s\n", cli_now_seconds() - t_start);
     return ok ? 0 : 1;
 }

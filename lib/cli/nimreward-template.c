@@ -24,7 +24,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli_common.h"
 #include "common.h"
@@ -42,12 +41,6 @@ static void usage(FILE *f) {
             "  --mask           also write \"mask\": one '0'/'1' per byte, 1 for message data\n"
             "  --bench N        render every line N more times; microseconds per render on stderr\n"
             "Exit: 0 all lines rendered, 3 some lines failed, 1 fatal error, 2 usage or template syntax error.\n");
-}
-
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
 /* Options of one line: the render options and the variables (without "now"). */
@@ -153,9 +146,9 @@ int main(int argc, char **argv) {
                 }
                 for (long b = 0; b < bench; b++) {
                     char *again = NULL;
-                    double t0 = now_us();
+                    double t0 = cli_now_seconds();
                     rm_status s2 = rm_template_render_json(t, vars, &opts, &again, NULL, NULL, &err);
-                    bench_us += now_us() - t0;
+                    bench_us += (cli_now_seconds() - t0) * 1e6;
                     n_bench++;
                     rm_mfree(again);
                     if (s2 != RM_OK) break;

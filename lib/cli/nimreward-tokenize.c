@@ -12,7 +12,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli_common.h"
 
@@ -25,12 +24,6 @@ static void usage(FILE *f) {
             "  -i, -o            input / output files (default stdin / stdout)\n"
             "  --bench           print load time and MB/s to stderr\n"
             "Exit: 0 all lines ok, 3 some lines failed, 1 fatal error, 2 usage.\n");
-}
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
 /* One line: writes its {"ids"} or {"error"}; returns 1 when the line was good. */
@@ -51,9 +44,9 @@ static int tokenize_line(const rm_tokenizer *tok, const char *line, size_t len, 
     int32_t *ids = NULL;
     size_t n = 0;
     char err[1024];
-    double t0 = now_ms();
+    double t0 = cli_now_seconds();
     rm_status st = rm_tokenize(tok, json_string_value(text), json_string_length(text), &ids, &n, err, sizeof err);
-    *encode_ms += now_ms() - t0;
+    *encode_ms += (cli_now_seconds() - t0) * 1e3;
     int ok = st == RM_OK;
     json_t *result = NULL;
     if (ok) {
@@ -115,9 +108,9 @@ int main(int argc, char **argv) {
     }
     char err[1024];
     rm_tokenizer *tok = NULL;
-    double t0 = now_ms();
+    double t0 = cli_now_seconds();
     rm_status st = rm_tokenizer_load(path ? path : tokenizer, &tok, err, sizeof err);
-    double load_ms = now_ms() - t0;
+    double load_ms = (cli_now_seconds() - t0) * 1e3;
     free(path);
     if (st != RM_OK) {
         fprintf(stderr, "error: %s\n", err);

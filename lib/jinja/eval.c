@@ -80,8 +80,7 @@ static jval *scope_find(jscope *s, int sym) {
     return NULL;
 }
 
-/* Sets sym in scope s (takes ownership of v). */
-static int scope_set(jctx *ctx, jscope *s, int sym, jval v) {
+int jscope_set(jctx *ctx, jscope *s, int sym, jval v) {
     for (size_t i = 0; i < s->n; i++)
         if (s->sym[i] == sym) {
             jv_release(ctx, s->v[i]);
@@ -803,7 +802,7 @@ static int call_macro(jctx *ctx, jmacro *m, const jargs *args, jval *out) {
                 if (ctx->failed) goto done;
             }
         }
-        if (scope_set(ctx, s, sym, v) != 0) goto done;
+        if (jscope_set(ctx, s, sym, v) != 0) goto done;
     }
     if (uses_caller && !found_caller) {
         jval caller = jv_undef();
@@ -815,12 +814,12 @@ static int call_macro(jctx *ctx, jmacro *m, const jargs *args, jval *out) {
                 have = 1;
             }
         if (!have) caller = jv_undef_hint(ctx, "No caller defined");
-        if (scope_set(ctx, s, SYM_CALLER, caller) != 0) goto done;
+        if (jscope_set(ctx, s, SYM_CALLER, caller) != 0) goto done;
     }
     if (catch_kwargs) {
         jdict *kw = jdict_new(ctx, JV_DICT);
         if (!kw) goto done;
-        if (scope_set(ctx, s, SYM_KWARGS, jv_obj(JV_DICT, kw)) != 0) goto done;
+        if (jscope_set(ctx, s, SYM_KWARGS, jv_obj(JV_DICT, kw)) != 0) goto done;
         for (size_t k = 0; k < args->nkw; k++)
             if (!used[k]) {
                 jstr *key = jstr_new(ctx, args->kname[k]->s, args->kname[k]->len, NULL);
@@ -843,7 +842,7 @@ static int call_macro(jctx *ctx, jmacro *m, const jargs *args, jval *out) {
         if (!va) goto done;
         for (size_t i = np; i < args->n; i++)
             if (jlist_push(ctx, va, jv_retain(args->pos[i])) != 0) goto done;
-        if (scope_set(ctx, s, SYM_VARARGS, jv_obj(JV_LIST, va)) != 0) goto done;
+        if (jscope_set(ctx, s, SYM_VARARGS, jv_obj(JV_LIST, va)) != 0) goto done;
     } else if (args->n > np) {
         jfail(ctx, RM_ERR_TEMPLATE, "TypeError: %s takes not more than %u argument(s)", what, np);
         goto done;
@@ -1257,7 +1256,7 @@ static int eval_filter(jctx *ctx, const jnode *n, jscope *s, jval operand_block,
 
 /* Binds an assignment target (a name or a tuple of targets) to v (borrowed). */
 static int assign(jctx *ctx, const jnode *target, jscope *s, jval v) {
-    if (target->kind == N_NAME) return scope_set(ctx, s, target->sym, jv_retain(v));
+    if (target->kind == N_NAME) return jscope_set(ctx, s, target->sym, jv_retain(v));
     jlist *items;
     if (jiterate(ctx, v, &items) != 0) return -1;
     int r = 0;
@@ -1339,7 +1338,7 @@ static int run_for(jctx *ctx, const jnode *n, jscope *s, jlist *items, int depth
         jscope *it = jscope_new(ctx, s);
         if (!it) { r = EX_ERR; break; }
         loop->h.rc++;
-        if (scope_set(ctx, it, SYM_LOOP, jv_obj(JV_LOOP, loop)) != 0 || assign(ctx, n->a, it, list->v[i]) != 0) {
+        if (jscope_set(ctx, it, SYM_LOOP, jv_obj(JV_LOOP, loop)) != 0 || assign(ctx, n->a, it, list->v[i]) != 0) {
             jobj_release(ctx, &it->h);
             r = EX_ERR;
             break;
@@ -1434,7 +1433,7 @@ static int exec_stmt_inner(jctx *ctx, const jnode *n, jscope *s) {
     case N_MACRO: {
         jmacro *m = jmacro_new(ctx, n, s);
         if (!m) return EX_ERR;
-        return scope_set(ctx, s, n->sym, jv_obj(JV_MACRO, m)) == 0 ? EX_OK : EX_ERR;
+        return jscope_set(ctx, s, n->sym, jv_obj(JV_MACRO, m)) == 0 ? EX_OK : EX_ERR;
     }
     case N_CALLBLOCK: {
         jmacro *caller = jmacro_new(ctx, n, s);

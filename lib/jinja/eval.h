@@ -57,6 +57,10 @@ typedef struct jargs {
 int jargs_bind(jctx *ctx, const char *what, const jargs *args, const char *const *names, int n_names,
                jval *slots, int *have);
 
+/* Binds sym in scope s itself (not its parents), replacing a value it had.
+ * Takes ownership of v, also on failure. */
+int jscope_set(jctx *ctx, jscope *s, int sym, jval v);
+
 /* Attribute / item look-up the way the sandboxed environment does it. */
 int jgetattr(jctx *ctx, jval obj, const jstr *name, jval *out);
 int jgetitem(jctx *ctx, jval obj, jval key, jval *out);

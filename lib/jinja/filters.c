@@ -91,6 +91,55 @@ static int lower_if_str(jctx *ctx, jval v, jval *out) {
 
 static jlist *new_list(jctx *ctx, int flavour) { return jlist_new(ctx, 0, flavour); }
 
+/* Hands res to *out, or releases it when the filter failed on the way. */
+static int give_list(jctx *ctx, jlist *res, jval *out) {
+    if (ctx->failed || !res) {
+        if (res) jobj_release(ctx, &res->h);
+        return -1;
+    }
+    *out = jv_obj(JV_LIST, res);
+    return 0;
+}
+
+/* (key, value) of d's item i as a new tuple; NULL when out of memory. */
+static jlist *item_tuple(jctx *ctx, const jdict *d, size_t i) {
+    jlist *t = jlist_new(ctx, 2, JL_TUPLE);
+    if (!t) return NULL;
+    t->v[0] = jv_retain(d->k[i]);
+    t->v[1] = jv_retain(d->v[i]);
+    t->len = 2;
+    return t;
+}
+
+/* The bounds [*a, *b) of s without the whitespace Python's str.strip()
+ * removes at either end. */
+static void strip_space(const jstr *s, size_t *a_out, size_t *b_out) {
+    size_t a = 0, b = s->len;
+    uint32_t cp;
+    while (a < b) { size_t k = ju_decode(s->s, b, a, &cp); if (!ju_isspace(cp)) break; a += k; }
+    while (b > a) {
+        size_t k = b - 1;
+        while (k > a && ((unsigned char)s->s[k] & 0xC0) == 0x80) k--;
+        ju_decode(s->s, b, k, &cp);
+        if (!ju_isspace(cp)) break;
+        b = k;
+    }
+    *a_out = a;
+    *b_out = b;
+}
+
+/* The index of the entry called name[0..len) among the n entries of a
+ * builtin table (filters, tests): entries are `size` bytes apart and begin
+ * with their name, the way bsearch() sees an array. JB_UNKNOWN if none. */
+static int find_named(const void *table, size_t n, size_t size, const char *name, size_t len) {
+    const char *entry = table;
+    for (size_t i = 0; i < n; i++, entry += size) {
+        const char *entry_name = *(const char *const *)entry;
+        if (strlen(entry_name) == len && memcmp(entry_name, name, len) == 0) return (int)i;
+    }
+    return JB_UNKNOWN;
+}
+
 /* ---------------------------------------------------------------- sorting */
 
 typedef struct sort_item {
@@ -115,6 +164,14 @@ static int merge_sort(jctx *ctx, sort_item *a, sort_item *tmp, size_t n, int rev
     while (j < n) tmp[k++] = a[j++];
     memcpy(a, tmp, n * sizeof *a);
     return jctx_work(ctx, n / 64);
+}
+
+/* Sorts n items by key (merge_sort with a scratch buffer of its own). */
+static int sort_by_key(jctx *ctx, sort_item *items, size_t n, int reverse) {
+    sort_item *tmp = rm_malloc((n ? n : 1) * sizeof *tmp);
+    int r = tmp ? merge_sort(ctx, items, tmp, n, reverse) : jfail_nomem(ctx);
+    rm_mfree(tmp);
+    return r;
 }
 
 /* Builds (key, value) pairs: key from attribute (comma separated list allowed
@@ -164,6 +221,18 @@ fail:
 static void free_keys(jctx *ctx, sort_item *s, size_t n) {
     for (size_t i = 0; i < n; i++) jv_release(ctx, s[i].key);
     rm_mfree(s);
+}
+
+/* The items of v (jiterate) with their keys (sort_keys). On failure
+ * nothing is left to release. */
+static int iterate_keyed(jctx *ctx, jval v, jval attribute, int case_sensitive, int multi, jlist **items,
+                         sort_item **keys) {
+    if (jiterate(ctx, v, items) != 0) return -1;
+    if (sort_keys(ctx, *items, attribute, case_sensitive, multi, keys) != 0) {
+        jobj_release(ctx, &(*items)->h);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- filters */
@@ -312,21 +381,15 @@ static int f_dictsort(jctx *ctx, jval v, const jargs *a, jval *out) {
     jlist *pairs = new_list(ctx, JL_LIST);
     if (!pairs) return -1;
     for (size_t i = 0; i < d->len; i++) {
-        jlist *t = jlist_new(ctx, 2, JL_TUPLE);
-        if (!t) { jobj_release(ctx, &pairs->h); return -1; }
-        t->v[0] = jv_retain(d->k[i]);
-        t->v[1] = jv_retain(d->v[i]);
-        t->len = 2;
-        if (jlist_push(ctx, pairs, jv_obj(JV_LIST, t)) != 0) { jobj_release(ctx, &pairs->h); return -1; }
+        jlist *t = item_tuple(ctx, d, i);
+        if (!t || jlist_push(ctx, pairs, jv_obj(JV_LIST, t)) != 0) { jobj_release(ctx, &pairs->h); return -1; }
     }
     sort_item *items;
     if (sort_keys(ctx, pairs, jv_int(pos), have[0] && jv_truthy(s[0]), 0, &items) != 0) {
         jobj_release(ctx, &pairs->h);
         return -1;
     }
-    sort_item *tmp = rm_malloc((pairs->len ? pairs->len : 1) * sizeof *tmp);
-    int r = tmp ? merge_sort(ctx, items, tmp, pairs->len, have[2] && jv_truthy(s[2])) : jfail_nomem(ctx);
-    rm_mfree(tmp);
+    int r = sort_by_key(ctx, items, pairs->len, have[2] && jv_truthy(s[2]));
     if (r == 0)
         for (size_t i = 0; i < pairs->len; i++) pairs->v[i] = items[i].val;
     free_keys(ctx, items, pairs->len);
@@ -371,16 +434,8 @@ static int f_last(jctx *ctx, jval v, const jargs *a, jval *out) {
 /* Python float(str): optional blanks, sign, digits with single underscores,
  * inf / nan spellings. Returns 0 on success. */
 static int parse_py_float(const jstr *s, double *out) {
-    size_t a = 0, b = s->len;
-    uint32_t cp;
-    while (a < b) { size_t k = ju_decode(s->s, b, a, &cp); if (!ju_isspace(cp)) break; a += k; }
-    while (b > a) {
-        size_t k = b - 1;
-        while (k > a && ((unsigned char)s->s[k] & 0xC0) == 0x80) k--;
-        ju_decode(s->s, b, k, &cp);
-        if (!ju_isspace(cp)) break;
-        b = k;
-    }
+    size_t a, b;
+    strip_space(s, &a, &b);
     if (a == b || b - a > 400) return -1;
     char buf[512];
     size_t o = 0;
@@ -409,16 +464,8 @@ static int parse_py_float(const jstr *s, double *out) {
 
 /* Python int(str, base). Returns 0 on success, 1 when not an integer. */
 static int parse_py_int(const jstr *s, int64_t base, int64_t *out) {
-    size_t a = 0, b = s->len;
-    uint32_t cp;
-    while (a < b) { size_t k = ju_decode(s->s, b, a, &cp); if (!ju_isspace(cp)) break; a += k; }
-    while (b > a) {
-        size_t k = b - 1;
-        while (k > a && ((unsigned char)s->s[k] & 0xC0) == 0x80) k--;
-        ju_decode(s->s, b, k, &cp);
-        if (!ju_isspace(cp)) break;
-        b = k;
-    }
+    size_t a, b;
+    strip_space(s, &a, &b);
     int neg = 0;
     if (a < b && (s->s[a] == '+' || s->s[a] == '-')) neg = s->s[a++] == '-';
     if (a + 1 < b && s->s[a] == '0') {
@@ -539,12 +586,8 @@ static int f_groupby(jctx *ctx, jval v, const jargs *a, jval *out) {
     if (!have[0]) return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: groupby() missing required argument 'attribute'");
     int cs = have[2] && jv_truthy(s[2]);
     jlist *items;
-    if (jiterate(ctx, v, &items) != 0) return -1;
     sort_item *keys;
-    if (sort_keys(ctx, items, s[0], cs, 0, &keys) != 0) {
-        jobj_release(ctx, &items->h);
-        return -1;
-    }
+    if (iterate_keyed(ctx, v, s[0], cs, 0, &items, &keys) != 0) return -1;
     if (have[1] && s[1].kind != JV_NONE)
         for (size_t i = 0; i < items->len; i++)
             if (keys[i].key.kind == JV_UNDEF) {
@@ -552,9 +595,7 @@ static int f_groupby(jctx *ctx, jval v, const jargs *a, jval *out) {
                 keys[i].key = jv_retain(s[1]);
                 if (!cs) lower_if_str(ctx, keys[i].key, &keys[i].key);
             }
-    sort_item *tmp = rm_malloc((items->len ? items->len : 1) * sizeof *tmp);
-    int r = tmp ? merge_sort(ctx, keys, tmp, items->len, 0) : jfail_nomem(ctx);
-    rm_mfree(tmp);
+    int r = sort_by_key(ctx, keys, items->len, 0);
     jlist *res = r == 0 ? new_list(ctx, JL_LIST) : NULL;
     for (size_t i = 0; res && i < items->len && !ctx->failed;) {
         size_t j = i + 1;
@@ -574,12 +615,7 @@ static int f_groupby(jctx *ctx, jval v, const jargs *a, jval *out) {
     }
     free_keys(ctx, keys, items->len);
     jobj_release(ctx, &items->h);
-    if (ctx->failed || !res) {
-        if (res) jobj_release(ctx, &res->h);
-        return -1;
-    }
-    *out = jv_obj(JV_LIST, res);
-    return 0;
+    return give_list(ctx, res, out);
 }
 
 static int f_indent(jctx *ctx, jval v, const jargs *a, jval *out) {
@@ -638,12 +674,8 @@ static int f_items(jctx *ctx, jval v, const jargs *a, jval *out) {
     if (v.kind != JV_DICT) return jfail(ctx, RM_ERR_TEMPLATE, "TypeError: Can only get item pairs from a mapping.");
     jdict *d = jv_dict(v);
     for (size_t i = 0; i < d->len; i++) {
-        jlist *t = jlist_new(ctx, 2, JL_TUPLE);
-        if (!t) return -1;
-        t->v[0] = jv_retain(d->k[i]);
-        t->v[1] = jv_retain(d->v[i]);
-        t->len = 2;
-        if (jlist_push(ctx, res, jv_obj(JV_LIST, t)) != 0) return -1;
+        jlist *t = item_tuple(ctx, d, i);
+        if (!t || jlist_push(ctx, res, jv_obj(JV_LIST, t)) != 0) return -1;
     }
     return 0;
 }
@@ -786,13 +818,8 @@ static int select_reject(jctx *ctx, jval v, const jargs *a, jval *out, int keep_
     jlist *items;
     if (jiterate(ctx, v, &items) != 0) return -1;
     for (size_t i = 0; i < items->len; i++) {
-        jval x = jv_retain(items->v[i]);
-        if (lookup_attr) {
-            jval got;
-            if (attr_path(ctx, items->v[i], attribute, &got) != 0) { jv_release(ctx, x); break; }
-            jv_release(ctx, x);
-            x = got;
-        }
+        jval x;   /* the item itself when attribute is None (no lookup_attr) */
+        if (attr_path(ctx, items->v[i], attribute, &x) != 0) break;
         int t;
         if (test) {
             if (jctx_work(ctx, 1) != 0 || jtest_call_by_name(ctx, test, x, &rest, &t) != 0) { jv_release(ctx, x); break; }
@@ -949,15 +976,10 @@ static int f_sort(jctx *ctx, jval v, const jargs *a, jval *out) {
     int have[3];
     if (jargs_bind(ctx, "sort", a, names, 3, s, have) != 0) return -1;
     jlist *items;
-    if (jiterate(ctx, v, &items) != 0) return -1;
     sort_item *keys;
-    if (sort_keys(ctx, items, have[2] ? s[2] : jv_none(), have[1] && jv_truthy(s[1]), 1, &keys) != 0) {
-        jobj_release(ctx, &items->h);
+    if (iterate_keyed(ctx, v, have[2] ? s[2] : jv_none(), have[1] && jv_truthy(s[1]), 1, &items, &keys) != 0)
         return -1;
-    }
-    sort_item *tmp = rm_malloc((items->len ? items->len : 1) * sizeof *tmp);
-    int r = tmp ? merge_sort(ctx, keys, tmp, items->len, have[0] && jv_truthy(s[0])) : jfail_nomem(ctx);
-    rm_mfree(tmp);
+    int r = sort_by_key(ctx, keys, items->len, have[0] && jv_truthy(s[0]));
     jlist *res = r == 0 ? jlist_new(ctx, items->len, JL_LIST) : NULL;
     if (res)
         for (size_t i = 0; i < items->len; i++) res->v[res->len++] = jv_retain(keys[i].val);
@@ -981,14 +1003,10 @@ static int f_sum(jctx *ctx, jval v, const jargs *a, jval *out) {
     jlist *items;
     if (jiterate(ctx, v, &items) != 0) return -1;
     jval acc = have[1] ? jv_retain(s[1]) : jv_int(0);
+    jval attribute = have[0] ? s[0] : jv_none();   /* None: the items themselves */
     for (size_t i = 0; i < items->len; i++) {
-        jval x = jv_retain(items->v[i]), r;
-        if (have[0] && s[0].kind != JV_NONE) {
-            jval got;
-            if (attr_path(ctx, items->v[i], s[0], &got) != 0) { jv_release(ctx, x); break; }
-            jv_release(ctx, x);
-            x = got;
-        }
+        jval x, r;
+        if (attr_path(ctx, items->v[i], attribute, &x) != 0) break;
         if (acc.kind == JV_STR || x.kind == JV_STR) {
             jfail(ctx, RM_ERR_TEMPLATE, "TypeError: unsupported operand type(s) for +: '%s' and '%s'", jv_type_name(acc),
                   jv_type_name(x));
@@ -1107,12 +1125,9 @@ static int f_unique(jctx *ctx, jval v, const jargs *a, jval *out) {
     int have[2];
     if (jargs_bind(ctx, "unique", a, names, 2, s, have) != 0) return -1;
     jlist *items;
-    if (jiterate(ctx, v, &items) != 0) return -1;
     sort_item *keys;
-    if (sort_keys(ctx, items, have[1] ? s[1] : jv_none(), have[0] && jv_truthy(s[0]), 0, &keys) != 0) {
-        jobj_release(ctx, &items->h);
+    if (iterate_keyed(ctx, v, have[1] ? s[1] : jv_none(), have[0] && jv_truthy(s[0]), 0, &items, &keys) != 0)
         return -1;
-    }
     jdict *seen = jdict_new(ctx, JV_DICT);
     jlist *res = new_list(ctx, JL_GEN);
     for (size_t i = 0; seen && res && i < items->len; i++) {
@@ -1128,12 +1143,7 @@ static int f_unique(jctx *ctx, jval v, const jargs *a, jval *out) {
     free_keys(ctx, keys, items->len);
     jobj_release(ctx, &items->h);
     if (seen) jobj_release(ctx, &seen->h);
-    if (ctx->failed || !res) {
-        if (res) jobj_release(ctx, &res->h);
-        return -1;
-    }
-    *out = jv_obj(JV_LIST, res);
-    return 0;
+    return give_list(ctx, res, out);
 }
 
 static int f_wordcount(jctx *ctx, jval v, const jargs *a, jval *out) {
@@ -1174,11 +1184,7 @@ static const struct {
 };
 #define N_FILTERS (int)(sizeof filters / sizeof filters[0])
 
-int jfilter_id(const char *name, size_t len) {
-    for (int i = 0; i < N_FILTERS; i++)
-        if (strlen(filters[i].name) == len && memcmp(filters[i].name, name, len) == 0) return i;
-    return JB_UNKNOWN;
-}
+int jfilter_id(const char *name, size_t len) { return find_named(filters, N_FILTERS, sizeof filters[0], name, len); }
 
 int jfilter_call(jctx *ctx, int id, const jstr *name, jval value, const jargs *args, jval *out) {
     if (id < 0 || id >= N_FILTERS)
@@ -1332,11 +1338,7 @@ static const struct {
 };
 #define N_TESTS (int)(sizeof tests / sizeof tests[0])
 
-int jtest_id(const char *name, size_t len) {
-    for (int i = 0; i < N_TESTS; i++)
-        if (strlen(tests[i].name) == len && memcmp(tests[i].name, name, len) == 0) return i;
-    return JB_UNKNOWN;
-}
+int jtest_id(const char *name, size_t len) { return find_named(tests, N_TESTS, sizeof tests[0], name, len); }
 
 int jtest_call(jctx *ctx, int id, const jstr *name, jval value, const jargs *args, int *out) {
     if (id < 0 || id >= N_TESTS)

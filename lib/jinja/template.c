@@ -91,28 +91,8 @@ static void ctx_init(jctx *ctx, const rm_template *t, const rm_render_opts *opts
     ctx->now = opts ? opts->now : NULL;
 }
 
-static int set_var(jctx *ctx, int sym, jval v) {
-    jscope *s = ctx->root;
-    for (size_t i = 0; i < s->n; i++)
-        if (s->sym[i] == sym) {
-            jv_release(ctx, s->v[i]);
-            s->v[i] = v;
-            return 0;
-        }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        int *ns = rm_realloc(s->sym, cap * sizeof(int));
-        if (!ns) { jv_release(ctx, v); return jfail_nomem(ctx); }
-        s->sym = ns;
-        jval *nv = rm_realloc(s->v, cap * sizeof(jval));
-        if (!nv) { jv_release(ctx, v); return jfail_nomem(ctx); }
-        s->v = nv;
-        s->cap = cap;
-    }
-    s->sym[s->n] = sym;
-    s->v[s->n++] = v;
-    return 0;
-}
+/* A template variable: sym bound in the root scope. Takes ownership of v. */
+static int set_var(jctx *ctx, int sym, jval v) { return jscope_set(ctx, ctx->root, sym, v); }
 
 static int set_str_var(jctx *ctx, int sym, const char *s) {
     if (!s) return 0;
@@ -181,15 +161,20 @@ static int common_vars(jctx *ctx, const rm_render_opts *opts) {
     return 0;
 }
 
+/* Clears the outputs and err and sets up ctx with its root scope. On failure
+ * ctx is already cleaned up. */
 static rm_status start(jctx *ctx, const rm_template *t, const rm_render_opts *opts, rm_err *err, char **out,
                        size_t *out_len, uint8_t **out_mask) {
+    err->status = RM_OK;
     *out = NULL;
     if (out_len) *out_len = 0;
     if (out_mask) *out_mask = NULL;
     ctx_init(ctx, t, opts, err);
-    if (!t || !t->root) return rm_fail(err, RM_ERR_INVALID_ARG, "no template");
-    ctx->root = jscope_new(ctx, NULL);
-    return ctx->root ? RM_OK : err->status;
+    if (!t || !t->root) rm_fail(err, RM_ERR_INVALID_ARG, "no template");
+    else ctx->root = jscope_new(ctx, NULL);
+    if (ctx->root) return RM_OK;
+    jheap_sweep(ctx);
+    return err->status;
 }
 
 rm_status rm_template_render(const rm_template *t, const rm_chat_message *msgs, size_t n_msgs,
@@ -197,10 +182,9 @@ rm_status rm_template_render(const rm_template *t, const rm_chat_message *msgs, 
                              rm_err *err) {
     rm_err local = {0};
     if (!err) err = &local;
-    err->status = RM_OK;
     jctx ctx;
     rm_status st = start(&ctx, t, opts, err, out, out_len, out_mask);
-    if (st != RM_OK) { jheap_sweep(&ctx); return st; }
+    if (st != RM_OK) return st;
     if (n_msgs && !msgs) {
         jheap_sweep(&ctx);
         return rm_fail(err, RM_ERR_INVALID_ARG, "messages: NULL with %zu messages", n_msgs);
@@ -293,10 +277,9 @@ rm_status rm_template_render_json(const rm_template *t, const json_t *vars, cons
                                   size_t *out_len, uint8_t **out_mask, rm_err *err) {
     rm_err local = {0};
     if (!err) err = &local;
-    err->status = RM_OK;
     jctx ctx;
     rm_status st = start(&ctx, t, opts, err, out, out_len, out_mask);
-    if (st != RM_OK) { jheap_sweep(&ctx); return st; }
+    if (st != RM_OK) return st;
     if (!json_is_object(vars)) {
         jheap_sweep(&ctx);
         return rm_fail(err, RM_ERR_INVALID_ARG, "template variables: expected a JSON object");

@@ -13,19 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
 #include "config.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    rm_global_init();
-    return 0;
-}
-
-static void invariant(int ok) {
-    if (!ok) __builtin_trap();
-}
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text = malloc(size ? size : 1);     /* exact size, no terminator */

@@ -19,24 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "fuzz_common.h"
 #include "jinja.h"
 
 #define MAX_MESSAGES 4
 
 static const char *const ROLES[4] = {"system", "user", "assistant", "tool"};
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    rm_global_init();
-    return 0;
-}
-
-/* Stops the run in a way libFuzzer records as a crash, with the input saved. */
-static void invariant(int ok) {
-    if (!ok) __builtin_trap();
-}
 
 static void check_err(const rm_err *err) {
     /* The message must be a terminated string (a reader will print it). */

@@ -13,18 +13,7 @@
 #include <string.h>
 
 #include "cli/cli_common.h"
-#include "common.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    rm_global_init();
-    return 0;
-}
-
-static void invariant(int ok) {
-    if (!ok) __builtin_trap();
-}
+#include "fuzz_common.h"
 
 static const char *const DEFAULTS[] = {"helpfulness", "correctness"};
 

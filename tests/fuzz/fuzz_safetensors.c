@@ -12,20 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "fuzz_common.h"
 #include "weights.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    rm_global_init();
-    return 0;
-}
-
-/* Stops the run in a way libFuzzer records as a crash, with the input saved. */
-static void invariant(int ok) {
-    if (!ok) __builtin_trap();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* An exact-size copy, so a read past the end shows under AddressSanitizer.

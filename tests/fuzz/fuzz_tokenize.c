@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#define FUZZ_OWN_INITIALIZE   /* it also loads the tokenizer, below */
+#include "fuzz_common.h"
 #include "tokenizer.h"
 
 static rm_tokenizer *tok;
@@ -44,10 +45,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         exit(1);
     }
     return 0;
-}
-
-static void invariant(int ok) {
-    if (!ok) __builtin_trap();
 }
 
 static uint32_t next_rand(uint32_t *s) {      /* xorshift32 */

@@ -15,19 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "fuzz_common.h"
 #include "tokenizer.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    rm_global_init();
-    return 0;
-}
-
-static void invariant(int ok) {
-    if (!ok) __builtin_trap();
-}
 
 static const char *const PROBES[] = {
     "A reward model reads a conversation and returns a score.",
