@@ -4,6 +4,7 @@
  *   nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]
  *                   [--threads N] [--logits-range A,B] [--names a,b,...]
  *                   [--principle TEXT]... [--tokens] [--batch N] [--now ISO] [--content-special-tokens]
+ *                   [--yes-token Yes --no-token No]
  *
  * Input line:  {"prompt": ..., "response": ...} or {"messages": [{"role", "content"}, ...]},
  *              optionally "principles": [...] (replacing the --principle flags for that line).
@@ -23,7 +24,7 @@ static void usage(FILE *f) {
     fputs("usage: nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]\n"
           "                       [--threads N] [--logits-range A,B] [--names a,b,...]\n"
           "                       [--principle TEXT]... [--tokens] [--batch N] [--now YYYY-MM-DDTHH:MM:SS]\n"
-          "                       [--content-special-tokens]\n"
+          "                       [--content-special-tokens] [--yes-token Yes --no-token No]\n"
           "Each input line: {\"prompt\": ..., \"response\": ...} or {\"messages\": [...]}, optionally with\n"
           "\"principles\": [...]. Each output line: {\"scores\": {...}} or {\"error\": ...}.\n"
           "Exit status: 0 all lines scored, 3 some lines failed, 1 fatal error, 2 usage error.\n", f);
@@ -85,6 +86,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--logits-range")) range = v;
         else if (!strcmp(a, "--names")) params.score_names = v;
         else if (!strcmp(a, "--now")) params.now = v;
+        else if (!strcmp(a, "--yes-token")) params.yes_token = v;
+        else if (!strcmp(a, "--no-token")) params.no_token = v;
         else if (!strcmp(a, "--principle")) {
             if (!v) goto missing;
             if (n_principles == CLI_MAX_PRINCIPLES) { fprintf(stderr, "error: at most %d --principle\n", CLI_MAX_PRINCIPLES); return CLI_USAGE; }
