@@ -52,14 +52,6 @@ if ! command -v "$FUZZ_CC" >/dev/null; then
 fi
 mkdir -p "$OUT/obj" "$OUT/logs" "$OUT/work" "$OUT/artifacts"
 
-# clang 14 has no _Float16 on x86-64 (clang 15 does). Until lib/common.c stops
-# using it, spell it __fp16 (same IEEE half, storage only) and take the
-# conversion helper from compiler-rt's builtins.
-if ! printf '_Float16 h;\n' | $FUZZ_CC -x c -c - -o /dev/null 2>/dev/null; then
-    CFLAGS="$CFLAGS -D_Float16=__fp16"
-    LIBS="$LIBS $($FUZZ_CC -print-libgcc-file-name -rtlib=compiler-rt)"
-fi
-
 # ---------------------------------------------------------------- the library
 # Every library source plus the tools' shared helpers, instrumented for
 # coverage (fuzzer-no-link) and the sanitizers; the linker takes what a
