@@ -103,6 +103,14 @@ def main():
                            capture_output=True)
         check(p.returncode == 0 and len(open(o).read().splitlines()) == 1, "-i and -o files")
 
+    # The examples, linked against the shared library as a user's program is.
+    p = subprocess.run([os.path.join(BUILD, "examples", "score"), seqcls, "Is 17 prime?", "Yes."], capture_output=True)
+    lines = p.stdout.decode().splitlines()
+    check(p.returncode == 0 and [l.split(":")[0] for l in lines] ==
+          ["helpfulness", "correctness", "coherence", "complexity", "verbosity"], f"examples/score ({p.stderr.decode()})")
+    p = subprocess.run([os.path.join(BUILD, "examples", "batch"), seqcls], capture_output=True)
+    check(p.returncode == 0 and p.stdout.decode().count("response ") == 3, f"examples/batch ({p.stderr.decode()})")
+
     # The demo: the README's first command, on the built-in demo model.
     p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], capture_output=True,
                        env=dict(os.environ, BUILD=os.environ.get("BUILD", "build")))
