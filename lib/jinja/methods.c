@@ -826,6 +826,24 @@ int jmethod_call(jctx *ctx, jval self, int id, const jargs *args, jval *out) {
 /* ---------------------------------------------------------------- printf-style % */
 
 /* fmt % args, Python's printf-style formatting for the common conversions. */
+/* '%' formatting: widths and precisions up to 999999 (Python has no bound;
+ * the output bound would refuse more anyway). */
+#define FORMAT_DIGITS 6
+
+/* snprintf of one number into b, however wide the spec makes it. */
+static void put_number(jctx *ctx, jsb *b, const char *spec, int is_float, long long iv, double fv) {
+    char small[128];
+    int need = is_float ? snprintf(small, sizeof small, spec, fv) : snprintf(small, sizeof small, spec, iv);
+    if (need < 0) { jfail(ctx, RM_ERR_TEMPLATE, "ValueError: bad format '%s'", spec); return; }
+    if ((size_t)need < sizeof small) { jsb_put(ctx, b, small, (size_t)need, NULL); return; }
+    char *big = rm_malloc((size_t)need + 1);
+    if (!big) { jfail(ctx, RM_ERR_NOMEM, "out of memory formatting a number"); return; }
+    if (is_float) snprintf(big, (size_t)need + 1, spec, fv);
+    else snprintf(big, (size_t)need + 1, spec, iv);
+    jsb_put(ctx, b, big, (size_t)need, NULL);
+    rm_mfree(big);
+}
+
 int jstr_percent_format(jctx *ctx, const jstr *fmt, jval args, jval *out) {
     jsb b = {0};
     const jval *items = &args;
@@ -852,13 +870,20 @@ int jstr_percent_format(jctx *ctx, const jstr *fmt, jval args, jval *out) {
             i = j + 1;
         }
         char spec[64];
-        size_t sl = 0;
+        size_t sl = 0, digits;
         spec[sl++] = '%';
         while (i < fmt->len && strchr("-+ #0", fmt->s[i]) && sl < 20) spec[sl++] = fmt->s[i++];
-        while (i < fmt->len && fmt->s[i] >= '0' && fmt->s[i] <= '9' && sl < 30) spec[sl++] = fmt->s[i++];
-        if (i < fmt->len && fmt->s[i] == '.') {
+        /* Width and precision: at most FORMAT_DIGITS digits each, so they stay small numbers. */
+        for (digits = 0; i < fmt->len && fmt->s[i] >= '0' && fmt->s[i] <= '9' && digits <= FORMAT_DIGITS; digits++)
             spec[sl++] = fmt->s[i++];
-            while (i < fmt->len && fmt->s[i] >= '0' && fmt->s[i] <= '9' && sl < 40) spec[sl++] = fmt->s[i++];
+        if (digits <= FORMAT_DIGITS && i < fmt->len && fmt->s[i] == '.') {
+            spec[sl++] = fmt->s[i++];
+            for (digits = 0; i < fmt->len && fmt->s[i] >= '0' && fmt->s[i] <= '9' && digits <= FORMAT_DIGITS; digits++)
+                spec[sl++] = fmt->s[i++];
+        }
+        if (digits > FORMAT_DIGITS) {
+            jfail(ctx, RM_ERR_LIMIT, "%% format: a width or precision of more than %d digits", FORMAT_DIGITS);
+            break;
         }
         if (i >= fmt->len) { jfail(ctx, RM_ERR_TEMPLATE, "ValueError: incomplete format"); break; }
         char conv = fmt->s[i];
@@ -868,7 +893,6 @@ int jstr_percent_format(jctx *ctx, const jstr *fmt, jval args, jval *out) {
             else if (next >= n_items) { jfail(ctx, RM_ERR_TEMPLATE, "TypeError: not enough arguments for format string"); break; }
             else arg = items[next++];
         }
-        char buf[512];
         switch (conv) {
         case 's':
         case 'r':
@@ -912,8 +936,7 @@ int jstr_percent_format(jctx *ctx, const jstr *fmt, jval args, jval *out) {
             sl += 2;
             spec[sl++] = conv == 'u' || conv == 'i' ? 'd' : conv;
             spec[sl] = 0;
-            snprintf(buf, sizeof buf, spec, (long long)v);
-            jsb_cstr(ctx, &b, buf);
+            put_number(ctx, &b, spec, 0, (long long)v, 0);
             break;
         }
         case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': {
@@ -922,8 +945,7 @@ int jstr_percent_format(jctx *ctx, const jstr *fmt, jval args, jval *out) {
             else { jfail(ctx, RM_ERR_TEMPLATE, "TypeError: must be real number, not %s", jv_type_name(arg)); goto fail; }
             spec[sl++] = conv;
             spec[sl] = 0;
-            snprintf(buf, sizeof buf, spec, v);
-            jsb_cstr(ctx, &b, buf);
+            put_number(ctx, &b, spec, 1, 0, v);
             break;
         }
         default:
