@@ -352,6 +352,8 @@ static const struct { const char *src, *want; } render_cases[] = {
      "<class 'jinja2.utils.Namespace'>"},
     {"{{ '%d items' % 3 }}{{ '%s' % [1,2] }}{{ '%s-%s' % (1, 2) }}{{ '%r' % 'x' }}{{ '%x' % 255 }}{{ '%5.1f|' % 2.25 }}{{ '%c' % 65 }}",
      "3 items[1, 2]1-2'x'ff  2.2|A"},
+    {"{{ ('%200d' % 7) | length }}{{ ('%-150.3f|' % 2.5)[-6:] }}",   /* wider than any fixed buffer */
+     "200     |"},
     {"{{ 'a' ~ [1] ~ {'k': 'v'} }}",
      "a[1]{'k': 'v'}"},
     {"{{ '\\u00e9\\n\\t\\\\' }}|{{ '\\q\\d' }}|{{ '\\x41' }}|{{ '\\101' }}|{{ \"\\\"\" }}",
