@@ -16,12 +16,21 @@
 
 /* ---------------------------------------------------------------- errors */
 
+/* Messages quote input (a role, a file name, a principle) and may be cut at
+ * the buffer's end: a byte that does not make valid UTF-8 becomes '?', so a
+ * message can always be printed and put in JSON. */
+static void make_utf8(char *s) {
+    size_t len = strlen(s), at;
+    while ((at = rm_utf8_check(s, len)) < len) s[at] = '?';
+}
+
 rm_status rm_fail(rm_err *err, rm_status status, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        make_utf8(err->msg);
         err->status = status;
     }
     return status;
@@ -36,6 +45,7 @@ void rm_err_prefix(rm_err *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    make_utf8(err->msg);
 }
 
 /* ---------------------------------------------------------------- memory */

@@ -70,6 +70,29 @@ static rm_status default_names(rm_model *m, rm_err *err) {
     return RM_OK;
 }
 
+/* The names of the CLASSIFIER / LOGITS scores: params, NIM_REWARD_MODEL_STRING, or the defaults. */
+static rm_status names_init(rm_model *m, const rm_params *p, rm_err *err) {
+    const char *names = p->score_names;
+    const char *what = "rm_params.score_names";
+    if (!names && getenv("NIM_REWARD_MODEL_STRING") && *getenv("NIM_REWARD_MODEL_STRING")) {
+        names = getenv("NIM_REWARD_MODEL_STRING");
+        what = "NIM_REWARD_MODEL_STRING";
+    }
+    if (names && rm_utf8_check(names, strlen(names)) != strlen(names))
+        return rm_fail(err, RM_ERR_UTF8, "%s: invalid UTF-8 at byte %zu", what, rm_utf8_check(names, strlen(names)));
+    rm_status st = names ? split_names(m, names, what, err) : default_names(m, err);
+    if (st) return st;
+    for (size_t i = 0; names && i < m->n_names; i++)   /* id2label is the checkpoint's: taken as it is */
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(m->names[i], m->names[k]) == 0)
+                return rm_fail(err, RM_ERR_INVALID_ARG, "%s: the name \"%.64s\" stands twice", what, m->names[i]);
+    size_t want = rm_head_width(m, 0);
+    if (m->n_names != want)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "%s gives %zu names but the %s head has %zu scores", what,
+                       m->n_names, m->head == RM_HEAD_CLASSIFIER ? "classification" : "logits", want);
+    return RM_OK;
+}
+
 rm_status rm_heads_init(rm_model *m, const rm_params *p, rm_err *err) {
     rm_status st;
     const rm_config *c = &m->cfg;
@@ -88,7 +111,7 @@ rm_status rm_heads_init(rm_model *m, const rm_params *p, rm_err *err) {
     m->head = head == RM_HEAD_PRINCIPLE ? RM_HEAD_LOGITS : (rm_head)head;
     m->principle_only = head == RM_HEAD_PRINCIPLE;
 
-    if (m->head == RM_HEAD_LOGITS) {
+    if (m->head == RM_HEAD_LOGITS && !m->principle_only) {
         m->logits_begin = 0;
         m->logits_end = 1;
         const char *env = getenv("NIM_REWARD_LOGITS_RANGE");
@@ -107,18 +130,10 @@ rm_status rm_heads_init(rm_model *m, const rm_params *p, rm_err *err) {
                            m->logits_begin, m->logits_end, MAX_SCORES);
     }
 
-    const char *names = p->score_names;
-    const char *what = "rm_params.score_names";
-    if (!names && getenv("NIM_REWARD_MODEL_STRING") && *getenv("NIM_REWARD_MODEL_STRING")) {
-        names = getenv("NIM_REWARD_MODEL_STRING");
-        what = "NIM_REWARD_MODEL_STRING";
-    }
-    st = names ? split_names(m, names, what, err) : default_names(m, err);
-    if (st) return st;
-    size_t want = rm_head_width(m, 0);
-    if (m->n_names != want)
-        return rm_fail(err, RM_ERR_INVALID_ARG, "%s gives %zu names but the %s head has %zu scores", what,
-                       m->n_names, m->head == RM_HEAD_CLASSIFIER ? "classification" : "logits", want);
+    if (m->head == RM_HEAD_CLASSIFIER && c->n_labels > MAX_SCORES)
+        return rm_fail(err, RM_ERR_LIMIT, "%s: %lld labels, more than the %d a head may have", m->path,
+                       (long long)c->n_labels, MAX_SCORES);
+    if (!m->principle_only && (st = names_init(m, p, err))) return st;   /* principle-only: no names of its own */
 
     if (c->is_causal_lm) {
         const char *yes = p->yes_token ? p->yes_token : "Yes";

@@ -129,7 +129,7 @@ rm_status rm_prompt_build(const rm_model *m, const rm_message *msgs, size_t n, c
     }
     if (n == 0 || strcmp(cm[n - 1].role, "assistant") != 0) {
         st = rm_fail(err, RM_ERR_INVALID_ARG, "principle scoring: the conversation must end with an assistant "
-                     "turn (it ends with %s)", n ? cm[n - 1].role : "no message");
+                     "turn (it ends with %.64s)", n ? cm[n - 1].role : "no message");
         goto done;
     }
     for (size_t i = 0; i < n_principles && !st; i++) {

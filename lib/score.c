@@ -69,14 +69,22 @@ typedef struct item_work {
     size_t first_seq;             /* index of its first sequence in the chunk */
 } item_work;
 
-static rm_status item_check(const rm_model *m, const rm_item *it, rm_err *err) {
-    if (!it) return rm_fail(err, RM_ERR_INVALID_ARG, "item is NULL");
-    if (it->struct_size < offsetof(rm_item, n_principles) + sizeof(size_t) || it->struct_size > (1u << 16))
-        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.struct_size is %zu: initialise items with rm_item_init()",
-                       it->struct_size);
+/* Items travel in arrays whose stride is items[0].struct_size (checked first),
+ * so a caller built with a later, larger rm_item still works. */
+static const rm_item *item_at(const rm_item *items, size_t i) {
+    return (const rm_item *)((const char *)items + i * items[0].struct_size);
+}
+
+static rm_status item_check(const rm_model *m, const rm_item *it, size_t stride, rm_err *err) {
+    if (it->struct_size != stride)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.struct_size is %zu, the first item's %zu: one array, one size",
+                       it->struct_size, stride);
     if (it->n_principles && !m->cfg.is_causal_lm)
         return rm_fail(err, RM_ERR_INVALID_ARG, "principles given, but %s is a classification model (%s): "
                        "principle scoring needs a causal LM", m->path, m->cfg.architecture);
+    if (it->n_principles && (m->yes_id < 0 || m->no_id < 0))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "principle head: the Yes/No tokens are not in the vocabulary "
+                       "(set rm_params.yes_token / no_token)");
     if (!it->n_principles && m->principle_only)
         return rm_fail(err, RM_ERR_INVALID_ARG, "the principle head needs at least one principle per item");
     return RM_OK;
@@ -170,22 +178,33 @@ done:
 }
 
 /* The batch: out[i] always set unless the whole call fails (then all NULL). */
+/* Marks the items of a chunk whose forward pass failed (those not failed already). */
+static void chunk_fail(item_work *w, size_t n, const rm_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!w[i].res->pub.status) scores_fail(w[i].res, err);
+}
+
 static rm_status score_batch(rm_model *m, const rm_item *items, size_t n_items, rm_scores **out, rm_err *err) {
+    if (out)
+        for (size_t i = 0; i < n_items; i++) out[i] = NULL;
     if (!m || !out || (n_items && !items)) return rm_fail(err, RM_ERR_INVALID_ARG, "model, items and out must not be NULL");
     if (m->sticky) return rm_fail(err, m->sticky, "%s", m->sticky_msg);
-    for (size_t i = 0; i < n_items; i++) out[i] = NULL;
+    if (n_items && (items[0].struct_size < sizeof(rm_item) || items[0].struct_size > (1u << 16)))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.struct_size is %zu: initialise items with rm_item_init()",
+                       items[0].struct_size);
     item_work *w = rm_calloc(n_items ? n_items : 1, sizeof *w);
     if (!w) return rm_fail(err, RM_ERR_NOMEM, "out of memory for %zu items", n_items);
-    rm_status st = RM_OK, first_fail = RM_OK;
+    rm_status st = RM_OK;
     for (size_t i = 0; i < n_items && !st; i++) {
         if (!(w[i].res = scores_new())) st = rm_fail(err, RM_ERR_NOMEM, "out of memory");
-        w[i].item = &items[i];
+        w[i].item = item_at(items, i);
     }
+    /* From here on a failure belongs to the items it touches, never to the others. */
     size_t chunk_start = 0, chunk_tokens = 0;
     for (size_t i = 0; i < n_items && !st; i++) {
         rm_err item_err = {0};
-        const rm_item *it = &items[i];
-        rm_status ist = item_check(m, it, &item_err);
+        const rm_item *it = w[i].item;
+        rm_status ist = item_check(m, it, items[0].struct_size, &item_err);
         if (!ist) {
             w[i].principle = it->n_principles > 0;
             ist = rm_prompt_build(m, it->messages, it->n_messages, it->principles, it->n_principles, 0,
@@ -193,19 +212,20 @@ static rm_status score_batch(rm_model *m, const rm_item *items, size_t n_items, 
         }
         if (!ist) ist = result_prepare(m, &w[i], &item_err);
         if (ist) {
-            if (ist == RM_ERR_NOMEM) { st = rm_fail(err, ist, "%s", item_err.msg); break; }
             rm_prompt_free(&w[i].prompt);
             scores_fail(w[i].res, &item_err);
-            if (!first_fail) first_fail = ist, *err = item_err;
         }
         chunk_tokens += w[i].prompt.ids.len;
         if (chunk_tokens >= CHUNK_TOKENS || i + 1 == n_items) {
-            st = run_chunk(m, w + chunk_start, i + 1 - chunk_start, err);
+            rm_err chunk_err = {0};
+            if (run_chunk(m, w + chunk_start, i + 1 - chunk_start, &chunk_err))
+                chunk_fail(w + chunk_start, i + 1 - chunk_start, &chunk_err);
             for (size_t k = chunk_start; k <= i; k++) rm_prompt_free(&w[k].prompt);
             chunk_start = i + 1;
             chunk_tokens = 0;
         }
     }
+    rm_status first_fail = RM_OK;   /* of the first item, in order, that failed */
     for (size_t i = 0; i < n_items; i++) {
         rm_prompt_free(&w[i].prompt);
         if (st) {

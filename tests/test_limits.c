@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -112,6 +113,29 @@ static void test_path_traversal(void) {
               contains(msg, "model.safetensors.index.json"),
               "%s: message: %s", names[i], msg);
     }
+}
+
+/* A classification head wider than a head may be (4096 scores) is refused at
+ * load, before any score is computed into fixed arrays. */
+static void test_too_many_labels(void) {
+    st_spec s = st_spec_default("LlamaForSequenceClassification");
+    s.vocab = 128256;            /* the fixture tokenizer's */
+    s.hidden = 8;
+    s.n_heads = 2;
+    s.n_kv_heads = 1;
+    s.ffn = 8;
+    s.n_layers = 1;
+    s.n_labels = 5000;
+    const char *dir = new_dir("labels-5000");
+    CHECK(st_write_model(dir, &s) == 0, "st_write_model %s", dir);
+    char tok[PATH_MAX];
+    CHECK(realpath(fixture("tokenizer/llama3/tokenizer.json"), tok) != NULL, "fixture tokenizer");
+    CHECK(symlink(tok, path_in(dir, "tokenizer.json")) == 0, "tokenizer link");
+    write_text(path_in(dir, "tokenizer_config.json"),
+               "{\"chat_template\": \"{% for m in messages %}{{ m.content }}{% endfor %}\"}");
+    char msg[1024];
+    rm_status st = try_load(dir, NULL, msg, sizeof msg);
+    CHECK(st == RM_ERR_LIMIT && contains(msg, "5000 labels") && contains(msg, "4096"), "5000 labels: %d: %s", st, msg);
 }
 
 /* Writes config.json for s and a model.safetensors that is exactly `data`. */
@@ -450,6 +474,7 @@ int main(int argc, char **argv) {
     }
     rm_global_init();
     test_path_traversal();
+    test_too_many_labels();
     test_header_length();
     test_file_bounds();
     test_json_bounds();

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -57,7 +58,15 @@ int cli_write(FILE *out, json_t *obj) {
 }
 
 int cli_write_error(FILE *out, const char *msg) {
-    return cli_write(out, json_pack("{s:s}", "error", msg));
+    json_t *o = json_pack("{s:s}", "error", msg);
+    if (!o) {   /* not UTF-8 (a cut quote): keep the ASCII, mark the rest */
+        char safe[1024];
+        size_t i = 0;
+        for (; msg[i] && i + 1 < sizeof safe; i++) safe[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
+        safe[i] = 0;
+        o = json_pack("{s:s}", "error", safe);
+    }
+    return cli_write(out, o);
 }
 
 long cli_parse_count(const char *s) {
@@ -74,10 +83,10 @@ double cli_now_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void cli_progress_start(cli_progress *p, long total) {
+void cli_progress_start(cli_progress *p, const char *in_path) {
     p->enabled = isatty(STDERR_FILENO);
     p->start = cli_now_seconds();
-    p->total = total;
+    p->total = p->enabled ? cli_count_lines(in_path) : 0;
 }
 
 void cli_progress_update(cli_progress *p, long done, long failed) {
@@ -100,7 +109,9 @@ void cli_progress_end(cli_progress *p) {
 }
 
 long cli_count_lines(const char *path) {
-    if (!path || strcmp(path, "-") == 0) return 0;
+    struct stat st;
+    /* Only a regular file: counting a pipe (-i /dev/stdin, <(zcat ...)) would drain it. */
+    if (!path || strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     long n = 0;

@@ -44,10 +44,11 @@ typedef struct cli_progress {
     double start;
     long total;        /* 0 when unknown */
 } cli_progress;
-void cli_progress_start(cli_progress *p, long total);
+/* total: the lines of in_path when it is a regular file (NULL or "-": unknown). */
+void cli_progress_start(cli_progress *p, const char *in_path);
 void cli_progress_update(cli_progress *p, long done, long failed);
 void cli_progress_end(cli_progress *p);
-/* Lines in a file (for the progress bar's total); 0 for stdin or on error. */
+/* Lines in a regular file (the progress bar's total); 0 for stdin, a pipe or on error. */
 long cli_count_lines(const char *path);
 
 /* One nimreward-score input line: {"prompt", "response"} or {"messages": [...]},

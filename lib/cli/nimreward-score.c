@@ -46,11 +46,24 @@ static json_t *tokens_json(const rm_scores *s) {
     return all;
 }
 
-static json_t *result_json(const rm_scores *s, int with_tokens) {
+/* {"scores": {...}} (+ "tokens"), or NULL with why in err: a score that is
+ * not a finite number, or two scores of one name (principles given twice). */
+static json_t *result_json(const rm_scores *s, int with_tokens, char *err, size_t n) {
     json_t *scores = json_object();
-    for (size_t i = 0; i < s->n_scores; i++) json_object_set_new(scores, s->names[i], json_real(s->values[i]));
+    for (size_t i = 0; i < s->n_scores; i++) {
+        json_t *v = json_real(s->values[i]);   /* NULL for NaN and infinities */
+        const char *why = NULL;
+        if (!v) why = "is not a finite number";
+        else if (json_object_get(scores, s->names[i])) json_decref(v), why = "stands twice";
+        else if (json_object_set_new(scores, s->names[i], v)) why = "is not a valid name";   /* v is taken either way */
+        if (why) {
+            snprintf(err, n, "score \"%.64s\" %s", s->names[i], why);
+            json_decref(scores);
+            return NULL;
+        }
+    }
     json_t *o = json_pack("{s:o}", "scores", scores);
-    if (with_tokens) json_object_set_new(o, "tokens", tokens_json(s));
+    if (o && with_tokens) json_object_set_new(o, "tokens", tokens_json(s));
     return o;
 }
 
@@ -140,7 +153,7 @@ int main(int argc, char **argv) {
     long done = 0, failed = 0;
     int fatal = 0, eof = 0;
     cli_progress bar;
-    cli_progress_start(&bar, cli_count_lines(in_path));
+    cli_progress_start(&bar, in_path);
     if (!lines || !items || !results || !item_of_line) { fprintf(stderr, "error: out of memory\n"); fatal = 1; eof = 1; }
 
     while (!eof && !fatal) {
@@ -169,8 +182,10 @@ int main(int argc, char **argv) {
                 failed++;
             } else {
                 rm_scores *s = results[item_of_line[i]];
-                if (s->status != RM_OK) failed++;
-                rc = s->status == RM_OK ? cli_write(out, result_json(s, with_tokens)) : cli_write_error(out, s->error);
+                char why[256];
+                json_t *r = s->status == RM_OK ? result_json(s, with_tokens, why, sizeof why) : NULL;
+                if (!r) failed++;
+                rc = r ? cli_write(out, r) : cli_write_error(out, s->status == RM_OK ? why : s->error);
             }
             if (rc) { fprintf(stderr, "error: writing output: %s\n", strerror(errno)); fatal = 1; }
             done++;
