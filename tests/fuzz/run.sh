@@ -24,7 +24,8 @@ LOG_TSV=$OUT/fuzz-log.tsv
 if [ "${1:-}" = "--totals" ]; then
     [ -f "$LOG_TSV" ] || { echo "no log yet: $LOG_TSV"; exit 0; }
     printf '%-16s %6s %8s %14s %7s  %s\n' harness runs seconds executions failed dates
-    awk -F'\t' 'NR > 1 { n[$2] += $5; s[$2] += $3; r[$2]++; if ($6 != "pass") bad[$2]++;
+    # executions and seconds of passing runs only: a run that crashed found something, it proves nothing
+    awk -F'\t' 'NR > 1 { r[$2]++; if ($6 == "pass") { n[$2] += $5; s[$2] += $3 } else bad[$2]++;
                          if (!($2 in first)) first[$2] = substr($1, 1, 10); last[$2] = substr($1, 1, 10) }
                 END { for (h in n) printf "%-16s %6d %8d %14d %7d  %s .. %s\n", h, r[h], s[h], n[h], bad[h], first[h], last[h] }' \
         "$LOG_TSV" | sort
