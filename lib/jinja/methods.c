@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "jinja/eval.h"
@@ -924,8 +925,15 @@ int jstr_percent_format(jctx *ctx, const jstr *fmt, jval args, jval *out) {
         case 'd': case 'i': case 'u': case 'x': case 'X': case 'o': case 'c': {
             int64_t v;
             if (arg.kind == JV_INT || arg.kind == JV_BOOL) v = arg.u.i;
-            else if (arg.kind == JV_FLOAT && conv != 'x' && conv != 'X' && conv != 'o' && conv != 'c') v = (int64_t)arg.u.f;
-            else { jfail(ctx, RM_ERR_TEMPLATE, "TypeError: %%%c format: a number is required, not %s", conv, jv_type_name(arg)); goto fail; }
+            else if (arg.kind == JV_FLOAT && conv != 'x' && conv != 'X' && conv != 'o' && conv != 'c') {
+                /* Python truncates any float to an int of any size; ours are 64-bit */
+                if (isnan(arg.u.f)) { jfail(ctx, RM_ERR_TEMPLATE, "ValueError: cannot convert float NaN to integer"); goto fail; }
+                if (!(arg.u.f > -9223372036854775808.0 && arg.u.f < 9223372036854775808.0)) {
+                    jfail(ctx, RM_ERR_LIMIT, "%%%c format: %g does not fit a 64-bit integer", conv, arg.u.f);
+                    goto fail;
+                }
+                v = (int64_t)arg.u.f;
+            } else { jfail(ctx, RM_ERR_TEMPLATE, "TypeError: %%%c format: a number is required, not %s", conv, jv_type_name(arg)); goto fail; }
             if (conv == 'c') {
                 char enc[4];
                 size_t k = ju_encode((uint32_t)v, enc);
