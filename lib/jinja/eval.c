@@ -569,6 +569,7 @@ static int repeat(jctx *ctx, jval seq, int64_t times, jval *out) {
     if (times < 0) times = 0;
     if (seq.kind == JV_STR) {
         jstr *s = jv_str(seq);
+        if (!s->len) times = 0;   /* "" * 10**16 is "", at once (fuzz: a hang) */
         if (s->len && (uint64_t)times > ctx->max_output / s->len)
             return jfail(ctx, RM_ERR_LIMIT, "a string repeated %lld times exceeds the output bound", (long long)times);
         jsb b = {0};
@@ -580,6 +581,7 @@ static int repeat(jctx *ctx, jval seq, int64_t times, jval *out) {
         return jctx_work(ctx, r->len / 256);
     }
     jlist *l = jv_list(seq);
+    if (!l->len) times = 0;
     if (l->len && (uint64_t)times > (uint64_t)ctx->max_steps / l->len)
         return jfail(ctx, RM_ERR_LIMIT, "a list repeated %lld times exceeds the step bound", (long long)times);
     jlist *r = jlist_new(ctx, 0, l->h.flags);
