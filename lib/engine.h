@@ -25,7 +25,6 @@ typedef struct rm_batch {
 /* Work done, accumulated by the engine (see rm_counters). */
 typedef struct rm_engine_counters {
     uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
-    uint64_t *layer_tokens;         /* n_layers entries, owned by the engine */
 } rm_engine_counters;
 
 typedef struct rm_engine rm_engine;
@@ -42,7 +41,8 @@ typedef struct rm_engine_ops {
      * lm_head rows). Converts only those rows. */
     rm_status (*head_rows)(rm_engine *e, const rm_tensor *t, const int64_t *rows, size_t n_rows,
                            const float *hidden, float *out, rm_err *err);
-    /* Snapshot / reset of the counters (thread-safe). */
+    /* Snapshot / reset of the counters (thread-safe); layer_tokens_out, when
+     * not NULL, gets the token rows of each of the n_layers layers. */
     void (*counters)(rm_engine *e, rm_engine_counters *out, uint64_t *layer_tokens_out);
     void (*counters_reset)(rm_engine *e);
     void (*destroy)(rm_engine *e);

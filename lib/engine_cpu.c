@@ -683,7 +683,6 @@ static void cpu_counters(rm_engine *e, rm_engine_counters *out, uint64_t *layer_
     out->weight_bytes_read = load(&e->weight_bytes_read);
     if (layer_tokens_out)
         for (int64_t l = 0; l < e->cfg.n_layers; l++) layer_tokens_out[l] = load(&e->layer_tokens[l]);
-    out->layer_tokens = layer_tokens_out;
 }
 
 static void cpu_counters_reset(rm_engine *e) {
