@@ -22,10 +22,10 @@
 #include <stdint.h>
 
 #define RM_VERSION_MAJOR 0
-#define RM_VERSION_MINOR 1
+#define RM_VERSION_MINOR 2
 #define RM_VERSION_PATCH 0
 #define RM_VERSION_NUMBER (RM_VERSION_MAJOR * 10000 + RM_VERSION_MINOR * 100 + RM_VERSION_PATCH)
-#define RM_VERSION_STRING "0.1.0"
+#define RM_VERSION_STRING "0.2.0"
 
 #if defined(_WIN32)
 #  define RM_API __declspec(dllexport)
@@ -69,6 +69,15 @@ typedef enum rm_device {
     RM_DEVICE_CUDA = 2
 } rm_device;
 
+/* The arithmetic of the forward pass's weights and matrix products. */
+typedef enum rm_dtype {
+    RM_DTYPE_AUTO = 0,        /* fp32 on the CPU (fidelity first), bf16 on CUDA */
+    RM_DTYPE_FP32 = 1,        /* CPU only */
+    RM_DTYPE_BF16 = 2,        /* bf16 weights, fp32 accumulation */
+    RM_DTYPE_FP8 = 3          /* e4m3 projections with per-channel / per-token scales; CUDA,
+                                 compute capability 8.9 or later */
+} rm_dtype;
+
 /* How scores are read at the last position. */
 typedef enum rm_head {
     RM_HEAD_AUTO = 0,         /* *ForSequenceClassification -> CLASSIFIER; *ForCausalLM -> LOGITS
@@ -101,6 +110,11 @@ typedef struct rm_params {
     int64_t max_tokens;       /* refuse inputs longer than this; 0 = the model's context */
     const char *chat_template; /* a Jinja template (the text, not a path) replacing the checkpoint's;
                                   NULL = the checkpoint's own. Copied. */
+    /* Since 0.2. */
+    int dtype;                /* rm_dtype; default AUTO. A dtype the device cannot run is refused. */
+    int gpu;                  /* CUDA device ordinal; default 0 */
+    size_t max_device_bytes;  /* CUDA: device memory the model may hold; 0 = the free memory less
+                                 a margin (see docs/architecture.md) */
 } rm_params;
 
 /* One chat message. Messages travel in arrays: every element of one array
@@ -239,7 +253,8 @@ RM_API const char *rm_model_score_name(const rm_model *model, size_t i); /* NULL
 RM_API const char *rm_model_architecture(const rm_model *model);
 RM_API int64_t rm_model_n_ctx(const rm_model *model);      /* longest input accepted */
 RM_API int rm_model_n_layers(const rm_model *model);
-RM_API rm_device rm_model_device(const rm_model *model);
+RM_API rm_device rm_model_device(const rm_model *model);   /* never AUTO */
+RM_API rm_dtype rm_model_dtype(const rm_model *model);     /* the dtype chosen, never AUTO; since 0.2 */
 
 /* Copies the counters (up to counters->struct_size bytes). Since 0.1. */
 RM_API rm_status rm_model_counters(const rm_model *model, rm_counters *counters);

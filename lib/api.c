@@ -74,6 +74,17 @@ const char *rm_model_architecture(const rm_model *m) { return m ? m->cfg.archite
 int64_t rm_model_n_ctx(const rm_model *m) { return m ? m->n_ctx : 0; }
 int rm_model_n_layers(const rm_model *m) { return m ? (int)m->cfg.n_layers : 0; }
 rm_device rm_model_device(const rm_model *m) { return m ? m->device : RM_DEVICE_AUTO; }
+rm_dtype rm_model_dtype(const rm_model *m) { return m ? m->dtype : RM_DTYPE_AUTO; }
+
+const char *rm_dtype_name(rm_dtype d) {
+    switch (d) {
+    case RM_DTYPE_AUTO: return "auto";
+    case RM_DTYPE_FP32: return "fp32";
+    case RM_DTYPE_BF16: return "bf16";
+    case RM_DTYPE_FP8: return "fp8";
+    }
+    return "?";
+}
 const rm_tokenizer *rm_model_tokenizer(const rm_model *m) { return m ? m->tok : NULL; }
 
 rm_status rm_model_counters(const rm_model *m, rm_counters *c) {

@@ -31,6 +31,9 @@ RM_INTERNAL rm_status rm_fail(rm_err *err, rm_status status, const char *fmt, ..
 /* Prefixes the message already in err with "prefix: " (adds context while unwinding). */
 RM_INTERNAL void rm_err_prefix(rm_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* "auto", "fp32", "bf16", "fp8" (api.c). */
+RM_INTERNAL const char *rm_dtype_name(rm_dtype d);
+
 /* ---------------------------------------------------------------- memory */
 
 /* All library allocations go through these, so tests can fail the Nth one.

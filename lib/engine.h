@@ -29,10 +29,19 @@ typedef struct rm_engine_counters {
 
 typedef struct rm_engine rm_engine;
 
+/* What rm_load() asks of an engine, resolved from rm_params: dtype is never
+ * RM_DTYPE_AUTO here (the engine's default was chosen by model.c). */
+typedef struct rm_engine_opts {
+    int n_threads;                  /* CPU threads; 0 = all online cores */
+    rm_dtype dtype;                 /* RM_DTYPE_FP32 / BF16 / FP8 */
+    int gpu;                        /* CUDA device ordinal */
+    size_t max_device_bytes;        /* 0 = free memory less the engine's margin */
+} rm_engine_opts;
+
 typedef struct rm_engine_ops {
     const char *name;               /* "cpu", "cuda" */
-    rm_status (*create)(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
-                        rm_err *err);
+    rm_status (*create)(rm_engine **out, const rm_config *cfg, const rm_model_weights *w,
+                        const rm_engine_opts *opts, rm_err *err);
     /* Writes batch->n_seqs rows of cfg->hidden floats into out_hidden: the
      * final RMSNorm'ed hidden state of each sequence's last token. Only those
      * positions are computed in the last layer. Thread-safe (scratch per call). */

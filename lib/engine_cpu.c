@@ -298,9 +298,15 @@ fail:
     return st;
 }
 
-static rm_status cpu_create(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
-                            rm_err *err) {
-    return rm_engine_cpu_create_ex(out, cfg, w, n_threads, rm_engine_cpu_default_budget(), err);
+static rm_status cpu_create(rm_engine **out, const rm_config *cfg, const rm_model_weights *w,
+                            const rm_engine_opts *opts, rm_err *err) {
+    if (out) *out = NULL;
+    if (!opts) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL options");
+    if (opts->dtype != RM_DTYPE_FP32)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s: the CPU engine runs fp32 only%s",
+                       rm_dtype_name(opts->dtype),
+                       opts->dtype == RM_DTYPE_FP8 ? " (FP8 needs the CUDA engine)" : "");
+    return rm_engine_cpu_create_ex(out, cfg, w, opts->n_threads, rm_engine_cpu_default_budget(), err);
 }
 
 int rm_engine_cpu_is_resident(const rm_engine *e) { return e ? e->resident : 0; }

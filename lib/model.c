@@ -125,11 +125,15 @@ done:
 }
 
 static rm_status pick_engine(rm_model *m, const rm_params *p, rm_err *err) {
+    if (p->dtype < RM_DTYPE_AUTO || p->dtype > RM_DTYPE_FP8)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.dtype %d is not an rm_dtype", p->dtype);
+    if (p->gpu < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.gpu %d is negative", p->gpu);
     switch (p->device) {
     case RM_DEVICE_AUTO:
     case RM_DEVICE_CPU:
         m->engine_ops = &rm_engine_cpu;
         m->device = RM_DEVICE_CPU;
+        m->dtype = p->dtype == RM_DTYPE_AUTO ? RM_DTYPE_FP32 : (rm_dtype)p->dtype;
         return RM_OK;
     case RM_DEVICE_CUDA:
         return rm_fail(err, RM_ERR_UNSUPPORTED,
@@ -178,7 +182,9 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
     if ((st = rm_heads_init(m, p, err)) != RM_OK) return st;
     if ((st = pick_engine(m, p, err)) != RM_OK) return st;
     if (p->n_threads < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.n_threads is negative");
-    return m->engine_ops->create(&m->engine, &m->cfg, &m->mw, p->n_threads, err);
+    rm_engine_opts opts = {.n_threads = p->n_threads, .dtype = m->dtype, .gpu = p->gpu,
+                           .max_device_bytes = p->max_device_bytes};
+    return m->engine_ops->create(&m->engine, &m->cfg, &m->mw, &opts, err);
 }
 
 rm_status rm_load(const char *path, const rm_params *params, rm_model **out, char *errmsg, size_t errmsg_size) {

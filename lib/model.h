@@ -27,6 +27,7 @@ struct rm_model {
     const rm_engine_ops *engine_ops;
     rm_engine *engine;
     rm_device device;
+    rm_dtype dtype;                 /* chosen at load, never AUTO */
 
     /* Head (heads.c). */
     rm_head head;                   /* CLASSIFIER or LOGITS; PRINCIPLE is per item */

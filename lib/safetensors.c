@@ -24,7 +24,7 @@ struct rm_st_file {
 };
 
 
-size_t rm_dtype_size(rm_dtype dt) {
+size_t rm_dtype_size(rm_st_dtype dt) {
     switch (dt) {
     case RM_DT_F32: return 4;
     case RM_DT_F16: return 2;
@@ -48,7 +48,7 @@ static const char *const other_dtypes[] = {"F64", "I64", "I32", "I16", "I8", "U8
                                            "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64",
                                            "E8M0"};
 
-static rm_status parse_dtype(const char *file, const char *tname, json_t *v, rm_dtype *out, rm_err *err) {
+static rm_status parse_dtype(const char *file, const char *tname, json_t *v, rm_st_dtype *out, rm_err *err) {
     if (!json_is_string(v))
         return rm_fail(err, RM_ERR_FORMAT, "%s: tensor \"%s\": \"dtype\" must be a string", file, tname);
     const char *s = json_string_value(v);

@@ -8,12 +8,12 @@
 #include "common.h"
 #include "config.h"
 
-typedef enum rm_dtype { RM_DT_F32 = 0, RM_DT_F16 = 1, RM_DT_BF16 = 2 } rm_dtype;
+typedef enum rm_st_dtype { RM_DT_F32 = 0, RM_DT_F16 = 1, RM_DT_BF16 = 2 } rm_st_dtype;  /* as stored in a file */
 
 /* One tensor as it lies in a mapped file. */
 typedef struct rm_tensor {
     const char *name;
-    rm_dtype dtype;
+    rm_st_dtype dtype;
     int n_dims;
     int64_t shape[4];
     const void *data;           /* inside the mapping of file `shard` */
@@ -58,7 +58,7 @@ RM_INTERNAL void rm_weights_close(rm_weights *w);
  * tensor is one row). `out` holds n_rows * row_len floats. */
 RM_INTERNAL void rm_tensor_rows_f32(const rm_tensor *t, int64_t row0, int64_t n_rows, float *out);
 RM_INTERNAL int64_t rm_tensor_numel(const rm_tensor *t);
-RM_INTERNAL size_t rm_dtype_size(rm_dtype dt);
+RM_INTERNAL size_t rm_dtype_size(rm_st_dtype dt);
 
 /* ------------------------------------------------ bound to the architecture */
 

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Runs the test programs and scripts, adds up their "N passed, N failed"
-# lines, and prints the total last.
+# lines (and ", N skipped (why)" where a program could not run here), and
+# prints the total last.
 #   tests/run.sh           the suite on $BUILD (default build)
 #   tests/run.sh --quick   the same, slow parts cut down (RM_QUICK=1)
 #   tests/run.sh --all     the suite, then again under ASan+UBSan (build-san, quick), then make fuzz
 set -u
 cd "$(dirname "$0")/.."
 MODE=${1:-}
-passed=0; failed=0; broken=()
+# Python tests run in the project's virtual environment (scripts/install-deps.sh).
+PY=python3
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+passed=0; failed=0; skipped=0; broken=()
 
 run() {   # run NAME CMD...: one program, its summary line added to the totals
     local name=$1; shift
-    local out rc line p f
+    local out rc line p f k
     out=$("$@" 2> >(sed "s/^/  [$name] /" >&2))
     rc=$?
     printf '%s\n' "$out"
@@ -22,7 +26,9 @@ run() {   # run NAME CMD...: one program, its summary line added to the totals
     fi
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
-    passed=$((passed + p)); failed=$((failed + f))
+    k=0
+    case "$line" in *" skipped"*) k=$(echo "$line" | sed -E 's/.*failed, ([0-9]+) skipped.*/\1/') ;; esac
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); broken+=("$name(rc=$rc)"); fi
     [ "$f" -ne 0 ] && broken+=("$name")
 }
@@ -38,7 +44,7 @@ suite() {   # suite BUILD_DIR QUICK SANITIZED
     for s in tests/test_*.sh tests/test_*.py; do
         [ -e "$s" ] || continue
         case "$s" in
-            *.py) run "$tag$(basename "$s")" python3 "$s" ;;
+            *.py) run "$tag$(basename "$s")" "$PY" "$s" ;;
             *) run "$tag$(basename "$s")" bash "$s" ;;
         esac
     done
@@ -57,5 +63,5 @@ case "$MODE" in
     *) suite "${BUILD:-build}" 0 0 ;;
 esac
 [ ${#broken[@]} -gt 0 ] && echo "failing: ${broken[*]}" >&2
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

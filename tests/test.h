@@ -1,6 +1,8 @@
 /*
  * test.h - the few macros every C test uses. Each test program prints
- * "name: N passed, N failed" last; tests/run.sh adds them up.
+ * "name: N passed, N failed" last; tests/run.sh adds them up. A program
+ * that cannot run here (no GPU, no fixtures) prints the skip line
+ * "name: 0 passed, 0 failed, N skipped (why)" with test_skip() and exits 0.
  * Fixtures are read in place from ../shared/fixtures (RM_FIXTURES overrides).
  */
 #ifndef RM_TEST_H
@@ -47,6 +49,13 @@ static inline unsigned long long test_seed(void) {
 static inline int test_summary(const char *name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed != 0;
+}
+
+/* The skip line: n_skipped checks that could not run here, and why. Returns
+ * 0, the exit status of a skipped program. */
+static inline int test_skip(const char *name, int n_skipped, const char *why) {
+    printf("%s: 0 passed, 0 failed, %d skipped (%s)\n", name, n_skipped, why);
+    return 0;
 }
 
 #endif

@@ -48,7 +48,7 @@ static int load_model(loaded *m, const char *dir, int n_threads, size_t budget) 
         fprintf(stderr, "weights %s: %s\n", dir, err.msg);
         return 0;
     }
-    rm_status st = budget == SIZE_MAX ? E->create(&m->e, &m->cfg, &m->mw, n_threads, &err)
+    rm_status st = budget == SIZE_MAX ? E->create(&m->e, &m->cfg, &m->mw, &(rm_engine_opts){.n_threads = n_threads, .dtype = RM_DTYPE_FP32}, &err)
                                       : rm_engine_cpu_create_ex(&m->e, &m->cfg, &m->mw, n_threads, budget, &err);
     if (st != RM_OK) {
         fprintf(stderr, "engine %s: %s\n", dir, err.msg);
@@ -648,7 +648,7 @@ static void robustness(void) {
     float hv[1];
     CHECK(E->head_rows(m.e, m.mw.score, row_bad, 1, ref, hv, &err) == RM_ERR_INVALID_ARG, "head row out of range");
     rm_engine *e2 = NULL;
-    CHECK(E->create(&e2, &m.cfg, &m.mw, -1, &err) == RM_ERR_INVALID_ARG && !e2, "negative threads accepted");
+    CHECK(E->create(&e2, &m.cfg, &m.mw, &(rm_engine_opts){.n_threads = -1, .dtype = RM_DTYPE_FP32}, &err) == RM_ERR_INVALID_ARG && !e2, "negative threads accepted");
 
     /* Allocation failures: every allocation point of forward and create
      * fails cleanly (ASan reports any leak at exit). */

@@ -294,7 +294,7 @@ static void written_case(const char *name, const st_spec *s) {
     rm_status st = load_dir(&L, dir, &e);
     CHECK(st == RM_OK, "%s: %s", name, e.msg);
     if (st != RM_OK) return;
-    rm_dtype want = !strcmp(s->dtype, "F32") ? RM_DT_F32 : !strcmp(s->dtype, "F16") ? RM_DT_F16 : RM_DT_BF16;
+    rm_st_dtype want = !strcmp(s->dtype, "F32") ? RM_DT_F32 : !strcmp(s->dtype, "F16") ? RM_DT_F16 : RM_DT_BF16;
     CHECK(L.mw.embed->dtype == want && L.mw.layers[0].wq->dtype == want, "%s: dtype", name);
     CHECK(rm_weights_n_shards(L.w) == (s->n_shards > 1 ? s->n_shards : 1), "%s: %d shards", name,
           rm_weights_n_shards(L.w));
