@@ -29,7 +29,8 @@ CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unuse
           -Iinclude -Ilib $(SANFLAGS)
 LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -fopenmp $(SANFLAGS)
 
-LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c)
+# The library: lib/ and its concept folders (the tools, server and CUDA module live apart).
+LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard lib/cli/*.c)
 CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c,$(CLI_SRC)))
@@ -51,7 +52,7 @@ tools: $(CLI_BIN)
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/jinja/*.h lib/cli/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

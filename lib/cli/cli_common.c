@@ -4,6 +4,7 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,6 +68,50 @@ int cli_write_error(FILE *out, const char *msg) {
         o = json_pack("{s:s}", "error", safe);
     }
     return cli_write(out, o);
+}
+
+char *cli_format_double(char *buf, size_t n, double v) {
+    if (isnan(v)) return snprintf(buf, n, "nan"), buf;
+    if (isinf(v)) return snprintf(buf, n, v < 0 ? "-inf" : "inf"), buf;
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
+const char *cli_dtype_name(int dtype) {
+    static const char *names[] = {"auto", "fp32", "bf16", "fp8"};
+    return dtype >= 0 && dtype < 4 ? names[dtype] : "?";
+}
+
+const char *cli_device_name(int device) {
+    static const char *names[] = {"auto", "cpu", "cuda"};
+    return device >= 0 && device < 3 ? names[device] : "?";
+}
+
+int cli_device_option(const char *a, const char *v, rm_params *p) {
+    int is_device = !strcmp(a, "--device"), is_dtype = !strcmp(a, "--dtype");
+    int is_gpu = !strcmp(a, "--gpu"), is_threads = !strcmp(a, "--threads");
+    if (!is_device && !is_dtype && !is_gpu && !is_threads) return 0;
+    if (!v) return fprintf(stderr, "error: %s needs a value\n", a), -1;
+    if (is_device) {
+        for (int d = 0; d < 3; d++)
+            if (!strcmp(v, cli_device_name(d))) return p->device = d, 2;
+        return fprintf(stderr, "error: --device must be cpu, cuda or auto, not \"%s\"\n", v), -1;
+    }
+    if (is_dtype) {
+        for (int d = 0; d < 4; d++)
+            if (!strcmp(v, cli_dtype_name(d))) return p->dtype = d, 2;
+        return fprintf(stderr, "error: --dtype must be auto, fp32, bf16 or fp8, not \"%s\"\n", v), -1;
+    }
+    long n = cli_parse_count(v);
+    if (is_gpu) {
+        if (n < 0 || n > 1024) return fprintf(stderr, "error: --gpu needs a device ordinal, not \"%s\"\n", v), -1;
+        return p->gpu = (int)n, 2;
+    }
+    if (n < 0 || n > 4096) return fprintf(stderr, "error: --threads needs a count from 0 to 4096, not \"%s\"\n", v), -1;
+    return p->n_threads = (int)n, 2;
 }
 
 long cli_parse_count(const char *s) {

@@ -32,6 +32,21 @@ int cli_write(FILE *out, json_t *obj);
 /* Writes {"error": msg}. */
 int cli_write_error(FILE *out, const char *msg);
 
+/* Formats v as the shortest decimal string that reads back (strtod) to the
+ * same double: at most 17 significant digits, "%.*g" style. buf holds at
+ * least 32 bytes. NaN and infinities print as "nan" / "inf" / "-inf".
+ * Scores are printed this way everywhere (tools and server). Returns buf. */
+char *cli_format_double(char *buf, size_t n, double v);
+
+/* The device options every tool that loads a model shares:
+ * --device cpu|cuda|auto, --dtype auto|fp32|bf16|fp8, --gpu N, --threads N.
+ * a is the option, v its value (may be NULL). Returns 2 when it took a and
+ * v, 0 when a is not one of them, -1 after printing the error (usage). */
+int cli_device_option(const char *a, const char *v, rm_params *p);
+/* The names of a dtype / device for start-up lines. */
+const char *cli_dtype_name(int dtype);
+const char *cli_device_name(int device);
+
 /* Parses a non-negative integer option value; returns -1 when malformed. */
 long cli_parse_count(const char *s);
 

@@ -2,7 +2,7 @@
  * nimreward-score - score JSON lines with a reward model.
  *
  *   nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]
- *                   [--threads N] [--logits-range A,B] [--names a,b,...]
+ *                   [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--logits-range A,B] [--names a,b,...]
  *                   [--principle TEXT]... [--tokens] [--batch N] [--now ISO] [--content-special-tokens]
  *                   [--yes-token Yes --no-token No]
  *
@@ -22,7 +22,7 @@
 
 static void usage(FILE *f) {
     fputs("usage: nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]\n"
-          "                       [--threads N] [--logits-range A,B] [--names a,b,...]\n"
+          "                       [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--logits-range A,B] [--names a,b,...]\n"
           "                       [--principle TEXT]... [--tokens] [--batch N] [--now YYYY-MM-DDTHH:MM:SS]\n"
           "                       [--content-special-tokens] [--yes-token Yes --no-token No]\n"
           "Each input line: {\"prompt\": ..., \"response\": ...} or {\"messages\": [...]}, optionally with\n"
@@ -79,21 +79,13 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
+        int takes = 1, dev = cli_device_option(a, v, &params);
+        if (dev < 0) return CLI_USAGE;
+        if (dev) { i++; continue; }
         if (!strcmp(a, "--model")) model_dir = v;
         else if (!strcmp(a, "-i") || !strcmp(a, "--input")) in_path = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = v;
-        else if (!strcmp(a, "--device")) {
-            if (!v) goto missing;
-            if (!strcmp(v, "cpu")) params.device = RM_DEVICE_CPU;
-            else if (!strcmp(v, "cuda")) params.device = RM_DEVICE_CUDA;
-            else if (!strcmp(v, "auto")) params.device = RM_DEVICE_AUTO;
-            else { fprintf(stderr, "error: --device must be cpu, cuda or auto, not \"%s\"\n", v); return CLI_USAGE; }
-        } else if (!strcmp(a, "--threads")) {
-            long n = cli_parse_count(v);
-            if (n < 0 || n > 4096) { fprintf(stderr, "error: --threads needs a count\n"); return CLI_USAGE; }
-            params.n_threads = (int)n;
-        } else if (!strcmp(a, "--batch")) {
+        else if (!strcmp(a, "--batch")) {
             batch = cli_parse_count(v);
             if (batch < 1 || batch > 4096) { fprintf(stderr, "error: --batch needs a count from 1 to 4096\n"); return CLI_USAGE; }
         } else if (!strcmp(a, "--logits-range")) range = v;
