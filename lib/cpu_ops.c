@@ -250,3 +250,56 @@ void rm_cpu_convert(const rm_tensor *t, int64_t n_rows, int64_t row_len, float *
         rm_tensor_rows_f32(t, r0, nr, out + r0 * row_len);
     }
 }
+
+/* ---------------------------------------------------------------- FP8 e4m3 */
+
+uint8_t rm_fp8_e4m3_from_f32(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    uint8_t sign = (uint8_t)((bits >> 24) & 0x80);
+    uint32_t abs = bits & 0x7fffffffu;
+    if (abs > 0x7f800000u) return sign | 0x7f;              /* NaN */
+    if (abs >= 0x43e00000u) return sign | 0x7e;             /* >= 448 (and inf): saturate */
+    int exp = (int)(abs >> 23) - 127;                       /* unbiased fp32 exponent */
+    uint32_t mant = abs & 0x7fffffu;
+    if (exp >= -6) {                                        /* normal in e4m3 */
+        /* keep 3 mantissa bits, round to nearest even on the 20 dropped */
+        uint32_t keep = mant >> 20, rest = mant & 0xfffffu, half = 0x80000u;
+        uint32_t v = ((uint32_t)(exp + 7) << 3) | keep;
+        if (rest > half || (rest == half && (keep & 1))) v++;   /* may carry into the exponent */
+        if (v > 0x7e) v = 0x7e;                             /* rounding up past 448 saturates */
+        return sign | (uint8_t)v;
+    }
+    /* subnormal in e4m3: value = m * 2^-9, m in 0..7; x = (1.mant) * 2^exp */
+    if (exp < -10) return sign;                             /* below half of 2^-9: rounds to 0 */
+    uint32_t full = mant | 0x800000u;                       /* 24-bit significand, x = full * 2^(exp-23) */
+    int shift = 23 - 9 - exp;                               /* m = full >> shift, 15 .. 24 */
+    uint32_t m = full >> shift, rest = full & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (m & 1))) m++;      /* m == 8 becomes the smallest normal */
+    return sign | (uint8_t)m;
+}
+
+float rm_fp8_e4m3_to_f32(uint8_t q) {
+    int sign = q & 0x80, e = (q >> 3) & 0xf, m = q & 7;
+    float v;
+    if (e == 0xf && m == 7) v = NAN;
+    else if (e == 0) v = ldexpf((float)m, -9);
+    else v = ldexpf((float)(8 + m), e - 10);
+    return sign ? -v : v;
+}
+
+void rm_cpu_quantize_fp8_rows(const float *x, size_t n_rows, size_t cols, uint8_t *q, float *scales,
+                              int n_threads) {
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static) if (n_rows > 1)
+    for (size_t r = 0; r < n_rows; r++) {
+        const float *xr = x + r * cols;
+        float amax = 0;
+        for (size_t j = 0; j < cols; j++) {
+            float a = fabsf(xr[j]);
+            if (a > amax) amax = a;                         /* NaN compares false: ignored */
+        }
+        float scale = amax > 0 && isfinite(amax) ? amax / 448.0f : 1.0f;
+        scales[r] = scale;
+        for (size_t j = 0; j < cols; j++) q[r * cols + j] = rm_fp8_e4m3_from_f32(xr[j] / scale);
+    }
+}

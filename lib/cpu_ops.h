@@ -96,6 +96,22 @@ RM_INTERNAL void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads);
 RM_INTERNAL void rm_cpu_convert(const rm_tensor *t, int64_t n_rows, int64_t row_len, float *out,
                                 int n_threads);
 
+/* FP8 e4m3 (the "fn" variant: bias 7, max 448, no infinities, 0x7F/0xFF NaN).
+ * rm_fp8_e4m3_from_f32 rounds to nearest even and saturates to +-448 (NaN
+ * stays NaN), as CUDA's __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3)
+ * does; the CUDA quantiser must give the same bytes (tests/test_kernels). */
+RM_INTERNAL uint8_t rm_fp8_e4m3_from_f32(float x);
+RM_INTERNAL float rm_fp8_e4m3_to_f32(uint8_t q);
+
+/* Row-wise FP8 quantisation, the one definition both devices follow: for each
+ * of n_rows rows of `cols` floats, amax = max |x| (NaN ignored),
+ * scale = amax / 448 (1 when amax is 0 or not finite), and
+ * q[j] = rm_fp8_e4m3_from_f32(x[j] / scale), an IEEE fp32 division. x * scale
+ * then approximates the value. Used for weights (one scale per output
+ * channel) and activations (one per token). */
+RM_INTERNAL void rm_cpu_quantize_fp8_rows(const float *x, size_t n_rows, size_t cols, uint8_t *q,
+                                          float *scales, int n_threads);
+
 /* ---------------------------------------------------------------- the CPU engine's extras */
 
 struct rm_engine;
