@@ -39,6 +39,10 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+# C++ examples build as NAME_cpp (score.cpp beside score.c), strictly: the header must stay valid C++17.
+EXAMPLE_CXX_SRC := $(wildcard examples/*.cpp)
+EXAMPLE_CXX_BIN := $(EXAMPLE_CXX_SRC:examples/%.cpp=$(BUILD)/examples/%_cpp)
+EXAMPLE_CXXFLAGS := $(OPT) -g -std=c++17 -pedantic -Werror -Wall -Wextra -Iinclude $(SANFLAGS)
 
 SONAME := libnimreward.so.$(VMAJOR)
 SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
@@ -50,7 +54,7 @@ all: lib tools examples
 lib: $(SHARED) $(STATIC) $(PCFILE)
 tools: $(CLI_BIN)
 tests: $(TEST_BIN)
-examples: $(EXAMPLE_BIN)
+examples: $(EXAMPLE_BIN) $(EXAMPLE_CXX_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
@@ -84,6 +88,10 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(STATIC)
 $(BUILD)/examples/%: examples/%.c include/nimreward.h $(SHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -L$(BUILD)/lib -lnimreward -Wl,-rpath,'$$ORIGIN/../lib'
+
+$(BUILD)/examples/%_cpp: examples/%.cpp include/nimreward.h $(SHARED)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EXAMPLE_CXXFLAGS) -o $@ $< -L$(BUILD)/lib -lnimreward -Wl,-rpath,'$$ORIGIN/../lib'
 
 test: all tests
 	BUILD=$(BUILD) tests/run.sh --all

@@ -119,13 +119,18 @@ typedef struct rm_params {
 
 /* One chat message. Messages travel in arrays: every element of one array
  * carries the same struct_size, which is also the array's stride, so the
- * struct can grow. Fill with RM_MESSAGE(role, content). */
+ * struct can grow. Fill with RM_MESSAGE(role, content), in C and C++ alike. */
 typedef struct rm_message {
     size_t struct_size;       /* sizeof(rm_message) */
     const char *role;         /* "system", "user", "assistant", ... */
     const char *content;
 } rm_message;
-#define RM_MESSAGE(role, content) ((rm_message){sizeof(rm_message), (role), (content)})
+#ifdef __cplusplus
+/* C++ has no compound literals: the same value by aggregate initialisation. */
+#  define RM_MESSAGE(role, content) (rm_message{sizeof(rm_message), (role), (content)})
+#else
+#  define RM_MESSAGE(role, content) ((rm_message){sizeof(rm_message), (role), (content)})
+#endif
 
 /* One conversation to score. Initialise with rm_item_init(). */
 typedef struct rm_item {
