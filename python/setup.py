@@ -74,7 +74,9 @@ class build_py_with_library(build_py):
         super().run()
         root = repository()
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        command = ["make", "-C", root, f"-j{jobs}"] + shlex.split(os.environ.get("NIMREWARD_MAKE_ARGS", ""))
+        # BUILD=build: the folder copied from below, whatever BUILD the caller's environment holds.
+        command = ["make", "-C", root, f"-j{jobs}", "BUILD=build"] + \
+            shlex.split(os.environ.get("NIMREWARD_MAKE_ARGS", ""))
         print("nimreward:", " ".join(command), flush=True)
         try:
             subprocess.run(command, check=True)

@@ -1,41 +1,65 @@
 #!/usr/bin/env python3
-"""The ctypes bindings (python/nimreward.py) against the fixtures."""
-import json
+"""The nimreward Python package (python/nimreward): runs the pytest suite in
+tests/python/ against this build's library ($BUILD/lib, or NIMREWARD_LIB) and
+prints the summary line tests/run.sh adds up. Extra arguments go to pytest
+(e.g. -k threads, -x)."""
 import os
+import re
 import sys
 
-from testlib import check, summary
+from testlib import skip
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "python"))
-FIX = os.environ.get("RM_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUITE = os.path.join(HERE, "python")
+
+
+class Outcomes:
+    """Counts test outcomes as pytest reports them (setup errors and teardown failures count as failed)."""
+
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.skip_reasons = set()
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.failed += 1
+        elif report.skipped:
+            self.skipped += 1
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.skip_reasons.add(reason.replace("Skipped: ", ""))
+        elif report.passed and report.when == "call":
+            self.passed += 1
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.failed += 1
+
+
+def count_tests():
+    """Test functions in the suite, for the skip line (without importing the package)."""
+    n = 0
+    for name in sorted(os.listdir(SUITE)):
+        if name.startswith("test_") and name.endswith(".py"):
+            with open(os.path.join(SUITE, name)) as f:
+                n += len(re.findall(r"^def test_", f.read(), re.M))
+    return n
 
 
 def main():
-    if os.environ.get("RM_SANITIZED") == "1":   # an ASan library cannot be dlopen'ed into python
-        return summary("test_python")   # nothing checked
-    import nimreward
-    with open(os.path.join(FIX, "reference", "tiny-llama3-seqcls.reference.jsonl")) as f:
-        rows = [json.loads(l) for l in f][:3]
-    with nimreward.RewardModel(os.path.join(FIX, "models", "tiny-llama3-seqcls"), device="cpu") as rm:
-        out = rm.score_batch([{"messages": r["messages"]} for r in rows])
-        for o, r in zip(out, rows):
-            check(list(o) == ["helpfulness", "correctness", "coherence", "complexity", "verbosity"], "names")
-            check(all(abs(a - b) <= 1e-4 + 1e-4 * abs(b) for a, b in zip(o.values(), r["scores_fp32"])), "values")
-        check(rm.render(rows[0]["messages"]) == rows[0]["rendered"], "render")
-        one = rm.score("Is 17 prime?", "Yes.")
-        check(one == rm.score_batch([{"prompt": "Is 17 prime?", "response": "Yes."}])[0], "score = a batch of one")
-        try:
-            rm.score_messages([{"role": "user", "content": "hi"}], principles=["p"])
-            check(False, "principle on a classification model raises")
-        except nimreward.RewardError as e:
-            check(e.status == 1 and "classification" in str(e), f"error names why: {e}")
-    try:
-        nimreward.RewardModel("/nonexistent")
-        check(False, "missing model raises")
-    except nimreward.RewardError as e:
-        check(e.status == 2 and "/nonexistent" in str(e), "missing model: RM_ERR_IO naming the path")
-    return summary("test_python")
+    if os.environ.get("RM_SANITIZED") == "1":
+        return skip("test_python", count_tests(), "an ASan build of the library cannot be loaded into python")
+    import pytest
+    outcomes = Outcomes()
+    code = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", SUITE, SUITE, *sys.argv[1:]],
+                       plugins=[outcomes])
+    if code not in (0, 1) and not outcomes.failed:   # usage error, nothing collected, interrupted
+        outcomes.failed += 1
+        print(f"pytest exited {int(code)}", file=sys.stderr)
+    line = f"test_python: {outcomes.passed} passed, {outcomes.failed} failed"
+    if outcomes.skipped:
+        line += f", {outcomes.skipped} skipped ({'; '.join(sorted(outcomes.skip_reasons))})"
+    print(line)
+    return 1 if outcomes.failed else 0
 
 
 if __name__ == "__main__":

@@ -139,6 +139,8 @@ class RewardModel:
                 raise InvalidArgumentError(1, f"logits_range={logits_range!r}: expected (begin, end), 0 <= begin < end")
             p.logits_begin, p.logits_end = begin, end
         if names is not None and not isinstance(names, str):
+            if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+                raise InvalidArgumentError(1, f"names={names!r}: expected a list of str or 'a,b,...'")
             names = ",".join(names)
         # The library copies every string during rm_load; these keep them alive until then.
         strings = {"score_names": _optional_utf8(names, "names"), "now": _optional_utf8(now, "now"),
