@@ -201,4 +201,5 @@ def default_params() -> Params:
 
 
 def status_string(status: int) -> str:
-    return lib.rm_status_string(status).decode()
+    text: bytes = lib.rm_status_string(status)
+    return text.decode()

@@ -18,7 +18,7 @@ class RewardError(RuntimeError):
         self.status = status
         self.message = message
 
-    def __reduce__(self):   # picklable (multiprocessing), though __init__ takes two arguments
+    def __reduce__(self) -> tuple[type[RewardError], tuple[int, str]]:   # picklable (multiprocessing), though __init__ takes two arguments
         return (type(self), (self.status, self.message))
 
 

@@ -13,7 +13,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, cast
 
 from . import _lib
 from .errors import InvalidArgumentError, InvalidUTF8Error, RewardError, error_for
@@ -85,7 +85,7 @@ def _item_messages(item: Item, where: str) -> Sequence[Message]:
     if not isinstance(item, Mapping):
         raise InvalidArgumentError(1, f"{where} must be a mapping, not {type(item).__name__}")
     if "messages" in item:
-        return item["messages"]
+        return cast(Sequence[Message], item["messages"])
     if "prompt" in item and "response" in item:
         return [{"role": "user", "content": item["prompt"]}, {"role": "assistant", "content": item["response"]}]
     raise InvalidArgumentError(1, f"{where} has neither 'messages' nor 'prompt' and 'response'")
@@ -114,7 +114,7 @@ class RewardModel:
     context); yes_token / no_token the principle head's vocabulary entries.
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str]], device: Device = "auto", threads: int = 0,
+    def __init__(self, path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], device: Device = "auto", threads: int = 0,
                  logits_range: Optional[tuple[int, int]] = None,
                  names: Union[str, Sequence[str], None] = None, now: Optional[str] = None,
                  content_special_tokens: bool = False, chat_template: Optional[str] = None, *,
@@ -123,7 +123,7 @@ class RewardModel:
         self._handle: Optional[int] = None
         self._lock = threading.Condition()
         self._active = 0
-        self.path = os.fspath(path)
+        self.path = os.fsdecode(path)
         p = _lib.default_params()
         p.device = _choice(DEVICES, device, "device")
         p.dtype = _choice(DTYPES, dtype, "dtype")
@@ -147,17 +147,23 @@ class RewardModel:
                    "chat_template": _optional_utf8(chat_template, "chat_template"),
                    "yes_token": _optional_utf8(yes_token, "yes_token"),
                    "no_token": _optional_utf8(no_token, "no_token")}
-        for field, value in strings.items():
-            setattr(p, field, value)
+        for field, text in strings.items():
+            setattr(p, field, text)
         p.content_special_tokens = int(bool(content_special_tokens))
         handle = _c.c_void_p()
         err = _c.create_string_buffer(2048)
-        status = _lib.lib.rm_load(_utf8(self.path, "path"), _c.byref(p), _c.byref(handle), err, len(err))
+        c_path = os.fsencode(path)   # the file system's bytes, whatever their encoding
+        if b"\0" in c_path:
+            raise InvalidArgumentError(1, f"path {self.path!r} contains a NUL character")
+        status = _lib.lib.rm_load(c_path, _c.byref(p), _c.byref(handle), err, len(err))
         if status:
             raise error_for(status, err.value.decode("utf-8", "replace"))
-        self._handle = handle.value
-        self._finalizer = weakref.finalize(self, _free_handle, handle.value)
-        lib, h = _lib.lib, handle.value
+        self._handle = cast(int, handle.value)   # set by a successful rm_load
+        self._finalizer = weakref.finalize(self, _free_handle, self._handle)
+        # Not at interpreter exit: a daemon thread may still be inside a call then, and the process's
+        # end releases everything anyway.
+        self._finalizer.atexit = False
+        lib, h = _lib.lib, self._handle
         self._names = [lib.rm_model_score_name(h, i).decode() for i in range(lib.rm_model_n_scores(h))]
 
     # ------------------------------------------------------------ lifetime
@@ -226,16 +232,16 @@ class RewardModel:
 
     @property
     def architecture(self) -> str:
-        return self._query("rm_model_architecture").decode()
+        return str(self._query("rm_model_architecture").decode())
 
     @property
     def n_ctx(self) -> int:
         """The longest input accepted, in tokens."""
-        return self._query("rm_model_n_ctx")
+        return int(self._query("rm_model_n_ctx"))
 
     @property
     def n_layers(self) -> int:
-        return self._query("rm_model_n_layers")
+        return int(self._query("rm_model_n_layers"))
 
     def counters(self) -> dict[str, int]:
         """The work counters since load or reset_counters() (rm_counters: forward_passes, sequences,
@@ -245,7 +251,8 @@ class RewardModel:
             status = _lib.lib.rm_model_counters(h, _c.byref(c))
             if status:
                 raise self._error(status, h)
-        return {name: getattr(c, name) for name, _ in _lib.Counters._fields_ if name != "struct_size"}
+        names = [field[0] for field in _lib.Counters._fields_ if field[0] != "struct_size"]
+        return {name: int(getattr(c, name)) for name in names}
 
     def reset_counters(self) -> None:
         self._query("rm_model_counters_reset")
@@ -260,13 +267,13 @@ class RewardModel:
 
     def score(self, prompt: str, response: str, principles: Optional[Sequence[str]] = None) -> Scores:
         """Scores `response` as the assistant's answer to the user's `prompt`: {name: value}."""
-        return self.score_batch([{"prompt": prompt, "response": response, "principles": principles}])[0]
+        return cast(Scores, self.score_batch([{"prompt": prompt, "response": response, "principles": principles}])[0])
 
     def score_messages(self, messages: Sequence[Message], principles: Optional[Sequence[str]] = None) -> Scores:
         """Scores a whole conversation: {name: value} (with principles, one score per principle)."""
-        return self.score_batch([{"messages": messages, "principles": principles}])[0]
+        return cast(Scores, self.score_batch([{"messages": messages, "principles": principles}])[0])
 
-    def score_batch(self, items: Sequence[Item], return_errors: bool = False) -> list[Any]:
+    def score_batch(self, items: Sequence[Item], return_errors: bool = False) -> list[Union[Scores, RewardError]]:
         """Scores many conversations in one packed pass (rm_score_batch); a prompt shared by several
         items is computed once. Each item is {"prompt", "response"} or {"messages"}, optionally with
         "principles". Returns a list of {name: value} in order. An item that fails raises its
@@ -290,7 +297,7 @@ class RewardModel:
             status = _lib.lib.rm_score_batch(h, c_items, n, out)
             if status and (n == 0 or not out[0]):   # the whole call failed: no result was made
                 raise self._error(status, h)
-        results: list[Any] = []
+        results: list[Union[Scores, RewardError]] = []
         try:
             for i in range(n):
                 s = out[i].contents
