@@ -384,8 +384,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_ctx *r = *con_cls;
     if (!r) return;
     end_arrival(r);
-    if (r->in_flight) atomic_fetch_sub(&r->srv->in_flight, 1);
     if (r->job) srv_job_release(r->srv->batcher, r->job);
+    /* Last: at shut-down main waits for no request in flight, then frees the batcher. */
+    if (r->in_flight) atomic_fetch_sub(&r->srv->in_flight, 1);
     free(r->body);
     free(r);
     *con_cls = NULL;

@@ -9,6 +9,8 @@
  * stops accepting connections, finishes the requests in flight and exits 0.
  * Flags, variables and limits: lib/server/config.c and docs/server.md.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +23,22 @@
 #include "config.h"
 #include "http.h"
 
-/* The loader thread's outcome, read by main after the thread says it is done (SIGUSR1). */
+/* Events for the main thread, one byte each through a pipe: a signal's number,
+ * or LOADED when the loader thread is done. A pipe rather than sigwait():
+ * threads that libraries start before main (OpenBLAS's pool) do not block
+ * signals, so a process-directed SIGTERM may land in any of them; a handler
+ * runs wherever it lands and only writes here. */
+#define LOADED 0
+static int events[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(events[1], &b, 1) < 0) {}   /* a full pipe already holds a signal */
+    errno = saved;
+}
+
+/* The loader thread's outcome, read by main after the thread says it is done (LOADED). */
 typedef struct loader {
     srv_server *srv;
     srv_config *cfg;
@@ -53,7 +70,8 @@ static void *load_main(void *arg) {
         l->ok = 1;
     }
     if (!l->ok) rm_free(model);
-    kill(getpid(), SIGUSR1);      /* main waits in sigwait */
+    unsigned char b = LOADED;
+    if (write(events[1], &b, 1) < 0) perror("nimreward-server: events pipe");
     return NULL;
 }
 
@@ -97,13 +115,18 @@ int main(int argc, char **argv) {
         srv_config_free(&cfg);
         return rc == SRV_CONFIG_EXIT ? CLI_OK : rc == SRV_CONFIG_USAGE ? CLI_USAGE : CLI_FATAL;
     }
-    /* Signals go to sigwait below, never to a handler: every thread inherits this mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (pipe(events) || fcntl(events[0], F_SETFD, FD_CLOEXEC) || fcntl(events[1], F_SETFD, FD_CLOEXEC)) {
+        perror("error: pipe");
+        srv_config_free(&cfg);
+        return CLI_FATAL;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     srv_server s;
@@ -133,8 +156,16 @@ int main(int argc, char **argv) {
     }
     int loading = 1, status = CLI_OK, sig = 0;
     for (;;) {
-        if (sigwait(&set, &sig)) continue;
-        if (sig == SIGUSR1 && loading) {
+        unsigned char b;
+        ssize_t got = read(events[0], &b, 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got != 1) {
+            perror("nimreward-server: events pipe");
+            sig = SIGTERM;
+        } else {
+            sig = b;
+        }
+        if (sig == LOADED && loading) {
             pthread_join(loader_thread, NULL);
             loading = 0;
             if (!l.ok) {
@@ -163,5 +194,7 @@ int main(int argc, char **argv) {
     rm_free(s.model);
     srv_metrics_free(s.metrics);
     srv_config_free(&cfg);
+    close(events[0]);
+    close(events[1]);
     return status;
 }
