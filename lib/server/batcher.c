@@ -29,6 +29,8 @@ struct srv_batcher {
     size_t depth, depth_tokens;
     srv_job *active_head, *active_tail;
     long arriving;
+    int idle;                     /* workers waiting for a first job */
+    int in_window;                /* workers waiting for their window to close */
     int stopping, watcher_stop;
     double watcher_wake;          /* when the watcher will look next */
     pthread_t workers[MAX_WORKERS], watcher;
@@ -89,6 +91,12 @@ static void active_remove(srv_batcher *b, srv_job *j) {
     j->next_active = j->prev_active = NULL;
 }
 
+/* The window closes before its time when the batch is full or no other request is on its way (lock held). */
+static int window_may_close(const srv_batcher *b) {
+    return b->stopping || b->depth >= b->opts.max_batch || b->depth_tokens >= b->opts.batch_tokens ||
+           b->arriving == 0;
+}
+
 int srv_batcher_submit(srv_batcher *b, srv_job *j) {
     pthread_mutex_lock(&b->lock);
     int rc = b->stopping ? SRV_SUBMIT_STOPPING : b->depth >= b->opts.max_queue ? SRV_SUBMIT_FULL : SRV_SUBMIT_OK;
@@ -109,7 +117,8 @@ int srv_batcher_submit(srv_batcher *b, srv_job *j) {
         b->active_tail = j;
         if (j->deadline < b->watcher_wake) pthread_cond_signal(&b->watch);
     }
-    pthread_cond_signal(&b->work);   /* a new job, or one fewer arriving: a window may close */
+    /* Wake a worker only when it has something to do: a first job, or a window that may close now. */
+    if ((rc == SRV_SUBMIT_OK && b->idle) || (b->in_window && window_may_close(b))) pthread_cond_signal(&b->work);
     pthread_mutex_unlock(&b->lock);
     return rc;
 }
@@ -118,7 +127,7 @@ void srv_batcher_arriving(srv_batcher *b, int delta) {
     pthread_mutex_lock(&b->lock);
     b->arriving += delta;
     if (b->arriving < 0) b->arriving = 0;
-    if (b->arriving == 0) pthread_cond_signal(&b->work);
+    if (b->arriving == 0 && b->in_window) pthread_cond_signal(&b->work);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -131,14 +140,19 @@ size_t srv_batcher_depth(srv_batcher *b) {
 
 /* Waits (lock held) until the oldest job's window closes; returns 0 when stopping with an empty queue. */
 static int wait_for_batch(srv_batcher *b) {
-    while (!b->head && !b->stopping) pthread_cond_wait(&b->work, &b->lock);
+    while (!b->head && !b->stopping) {
+        b->idle++;
+        pthread_cond_wait(&b->work, &b->lock);
+        b->idle--;
+    }
     if (!b->head) return 0;
-    while (!b->stopping && b->head && b->depth < b->opts.max_batch && b->depth_tokens < b->opts.batch_tokens &&
-           b->arriving > 0) {
+    while (b->head && !window_may_close(b)) {
         double end = b->head->arrived + b->opts.wait_s;
         if (cli_now_seconds() >= end) break;
         struct timespec ts = at(end);
+        b->in_window++;
         pthread_cond_timedwait(&b->work, &b->lock, &ts);
+        b->in_window--;
     }
     return b->head != NULL;     /* another worker may have taken them meanwhile */
 }

@@ -79,26 +79,37 @@ char *srv_text_take(srv_text *t, size_t *len) {
     return d;
 }
 
-static void content(srv_text *t, const srv_completion *c) {
-    char num[32];
+/* The scores as text, each formatted once (the shortest form costs up to 17 printf/strtod rounds). */
+static char (*numbers(const srv_completion *c))[32] {
+    char (*num)[32] = malloc((c->n_scores ? c->n_scores : 1) * sizeof *num);
+    if (num)
+        for (size_t i = 0; i < c->n_scores; i++) cli_format_double(num[i], sizeof num[i], c->values[i]);
+    return num;
+}
+
+static void content(srv_text *t, const srv_completion *c, char (*num)[32]) {
     for (size_t i = 0; i < c->n_scores; i++) {
         if (i) srv_text_append(t, ",", 1);
         srv_text_puts(t, c->names[i]);
         srv_text_append(t, ":", 1);
-        srv_text_puts(t, cli_format_double(num, sizeof num, c->values[i]));
+        srv_text_puts(t, num[i]);
     }
 }
 
 char *srv_content_string(const srv_completion *c, size_t *len) {
     srv_text t = {0};
-    content(&t, c);
+    char (*num)[32] = numbers(c);
+    if (!num) return NULL;
+    content(&t, c, num);
+    free(num);
     return srv_text_take(&t, len);
 }
 
 char *srv_completion_json(const srv_completion *c, size_t *len) {
     srv_text t = {0}, text = {0};
-    char num[32];
-    content(&text, c);
+    char (*num)[32] = numbers(c);
+    if (!num) return NULL;
+    content(&text, c, num);
     srv_text_puts(&t, "{\"id\":");
     json_str(&t, c->id);
     srv_text_printf(&t, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", c->created);
@@ -109,13 +120,13 @@ char *srv_completion_json(const srv_completion *c, size_t *len) {
     for (size_t i = 0; i < c->n_scores; i++) {
         srv_text_puts(&t, i ? ",{\"token\":" : "{\"token\":");
         json_str(&t, c->names[i]);
-        srv_text_printf(&t, ",\"logprob\":%s,\"bytes\":null,\"top_logprobs\":[]}",
-                        cli_format_double(num, sizeof num, c->values[i]));
+        srv_text_printf(&t, ",\"logprob\":%s,\"bytes\":null,\"top_logprobs\":[]}", num[i]);
     }
     srv_text_printf(&t, "]},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":0,"
                     "\"total_tokens\":%zu}}", c->prompt_tokens, c->prompt_tokens);
     if (text.oom) t.oom = 1;
     free(text.data);
+    free(num);
     return srv_text_take(&t, len);
 }
 
