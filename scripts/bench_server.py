@@ -150,15 +150,16 @@ def bench_server(args):
     run_clients(port, requests, 8, 1.0)          # warm-up
     rows = []
     for n in args.clients:
-        cpu0, (b0, r0) = cpu_seconds(proc.pid), batch_totals(port)
+        cpu0, (b0, r0), mine0 = cpu_seconds(proc.pid), batch_totals(port), time.process_time()
         lat, errors, wall = run_clients(port, requests, n, args.seconds)
         cpu, (b1, r1) = cpu_seconds(proc.pid) - cpu0, batch_totals(port)
+        client_cpu = (time.process_time() - mine0) / max(1, len(lat))
         per_batch = (r1 - r0) / max(1, b1 - b0)
         rows.append((n, len(lat) / wall, percentile(lat, 50), percentile(lat, 99), cpu / max(1, len(lat)), errors,
-                     per_batch))
+                     per_batch, client_cpu))
         print(f"server {n:3d} clients: {len(lat) / wall:8.0f} req/s  p50 {percentile(lat, 50) * 1e3:7.2f} ms  "
               f"p99 {percentile(lat, 99) * 1e3:7.2f} ms  cpu {cpu / max(1, len(lat)) * 1e6:6.0f} us/req  "
-              f"{per_batch:5.1f} per batch  errors {errors}", file=sys.stderr)
+              f"{per_batch:5.1f} per batch  client cpu {client_cpu * 1e6:4.0f} us/req  errors {errors}", file=sys.stderr)
     proc.terminate()
     proc.wait(timeout=60)
     return rows
@@ -264,11 +265,11 @@ def main():
     print(f"load average before: {' '.join(load)}; {os.cpu_count()} CPUs; model {args.model}", file=sys.stderr)
     server = bench_server(args)
     direct = bench_direct(args)
-    print("\n| clients | server req/s | p50 ms | p99 ms | per batch | CPU us/req | direct threads req/s | p50 ms | "
-          "p99 ms | CPU us/req | direct batch req/s | p50 ms | CPU us/req | server / threads | server / batch |")
+    print("\n| clients | server req/s | p50 ms | p99 ms | per batch | CPU us/req (client) | direct threads req/s | "
+          "p50 ms | p99 ms | CPU us/req | direct batch req/s | p50 ms | CPU us/req | server / threads | server / batch |")
     print("| --- " * 15 + "|")
-    for (n, rps, p50, p99, cpu, _, per_batch), t, b in zip(server, direct[0::2], direct[1::2]):
-        print(f"| {n} | {rps:.0f} | {p50 * 1e3:.2f} | {p99 * 1e3:.2f} | {per_batch:.1f} | {cpu * 1e6:.0f} | "
+    for (n, rps, p50, p99, cpu, _, per_batch, ccpu), t, b in zip(server, direct[0::2], direct[1::2]):
+        print(f"| {n} | {rps:.0f} | {p50 * 1e3:.2f} | {p99 * 1e3:.2f} | {per_batch:.1f} | {cpu * 1e6:.0f} ({ccpu * 1e6:.0f}) | "
               f"{t[2]:.0f} | {t[3] * 1e3:.2f} | {t[4] * 1e3:.2f} | {t[5] * 1e6:.0f} | "
               f"{b[2]:.0f} | {b[3] * 1e3:.2f} | {b[5] * 1e6:.0f} | {rps / t[2]:.2f} | {rps / b[2]:.2f} |")
 
