@@ -35,6 +35,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard lib/cli/*.c)
 CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c,$(CLI_SRC)))
 CLI_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter lib/cli/cli_%.c,$(CLI_SRC)))
+# nimreward-server: a tool like those in lib/cli/, plus libmicrohttpd.
+SERVER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard lib/server/*.c))
+SERVER_BIN := $(BUILD)/bin/nimreward-server
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
@@ -52,7 +55,7 @@ PCFILE := $(BUILD)/lib/nimreward.pc
 .PHONY: all lib tools tests examples test check san san-build fuzz demo bench install uninstall clean
 all: lib tools examples
 lib: $(SHARED) $(STATIC) $(PCFILE)
-tools: $(CLI_BIN)
+tools: $(CLI_BIN) $(SERVER_BIN)
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN) $(EXAMPLE_CXX_BIN)
 
@@ -79,6 +82,10 @@ $(PCFILE): pkgconfig/nimreward.pc.in include/nimreward.h
 $(BUILD)/bin/%: $(BUILD)/obj/lib/cli/%.o $(CLI_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS)
+
+$(SERVER_BIN): $(SERVER_OBJ) $(CLI_COMMON_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ -lmicrohttpd $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(STATIC)
 	@mkdir -p $(dir $@)
@@ -127,12 +134,12 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnimreward.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(CLI_BIN) $(SERVER_BIN) $(DESTDIR)$(BINDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/nimreward.h $(DESTDIR)$(LIBDIR)/libnimreward.so* \
 	      $(DESTDIR)$(LIBDIR)/libnimreward.a $(DESTDIR)$(LIBDIR)/pkgconfig/nimreward.pc
-	rm -f $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(CLI_BIN))
+	rm -f $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(CLI_BIN) $(SERVER_BIN))
 
 clean:
 	rm -rf build build-san build-fuzz

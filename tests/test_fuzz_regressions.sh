@@ -33,7 +33,8 @@ mkdir -p "$OUT"
 for src in tests/fuzz/fuzz_*.c; do
     h=$(basename "$src" .c); h=${h#fuzz_}
     bin=$OUT/replay_$h
-    if ! $CC $FLAGS -o "$bin" tests/fuzz/replay_main.c "$src" lib/cli/cli_common.c "$LIB" $LIBS 2> "$OUT/$h.build.log"; then
+    if ! $CC $FLAGS -o "$bin" tests/fuzz/replay_main.c "$src" lib/cli/cli_common.c lib/server/request.c \
+            lib/server/response.c "$LIB" $LIBS 2> "$OUT/$h.build.log"; then
         echo "test_fuzz_regressions: $h: does not build:" >&2
         head -n 20 "$OUT/$h.build.log" >&2
         failed=$((failed + 1))

@@ -3,11 +3,12 @@
  *
  *   nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]
  *                   [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--logits-range A,B] [--names a,b,...]
- *                   [--principle TEXT]... [--tokens] [--batch N] [--now ISO] [--content-special-tokens]
+ *                   [--principle [NAME=]TEXT]... [--tokens] [--batch N] [--now ISO] [--content-special-tokens]
  *                   [--yes-token Yes --no-token No]
  *
  * Input line:  {"prompt": ..., "response": ...} or {"messages": [{"role", "content"}, ...]},
  *              optionally "principles": [...] (replacing the --principle flags for that line).
+ *              A flag's score is named NAME when given, else after its text (cli_principle.h).
  * Output line: {"scores": {"name": value, ...}} (+ "tokens" with --tokens), or {"error": "..."},
  *              in input order. Exit 0: every line scored; 3: some failed; other: fatal.
  * Scripts outside the project depend on this contract: keep it stable.
@@ -18,12 +19,13 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_principle.h"
 #include "nimreward.h"
 
 static void usage(FILE *f) {
     fputs("usage: nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]\n"
           "                       [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--logits-range A,B] [--names a,b,...]\n"
-          "                       [--principle TEXT]... [--tokens] [--batch N] [--now YYYY-MM-DDTHH:MM:SS]\n"
+          "                       [--principle [NAME=]TEXT]... [--tokens] [--batch N] [--now YYYY-MM-DDTHH:MM:SS]\n"
           "                       [--content-special-tokens] [--yes-token Yes --no-token No]\n"
           "Each input line: {\"prompt\": ..., \"response\": ...} or {\"messages\": [...]}, optionally with\n"
           "\"principles\": [...]. Each output line: {\"scores\": {...}} or {\"error\": ...}.\n"
@@ -47,17 +49,19 @@ static json_t *tokens_json(const rm_scores *s) {
 }
 
 /* {"scores": {...}} (+ "tokens"), or NULL with why in err: a score that is
- * not a finite number, or two scores of one name (principles given twice). */
-static json_t *result_json(const rm_scores *s, int with_tokens, char *err, size_t n) {
+ * not a finite number, or two scores of one name (principles given twice).
+ * rename (NULL, or NULL entries) replaces names: the --principle NAME=. */
+static json_t *result_json(const rm_scores *s, const char *const *rename, int with_tokens, char *err, size_t n) {
     json_t *scores = json_object();
     for (size_t i = 0; i < s->n_scores; i++) {
+        const char *name = rename && rename[i] ? rename[i] : s->names[i];
         json_t *v = json_real(s->values[i]);   /* NULL for NaN and infinities */
         const char *why = NULL;
         if (!v) why = "is not a finite number";
-        else if (json_object_get(scores, s->names[i])) json_decref(v), why = "stands twice";
-        else if (json_object_set_new(scores, s->names[i], v)) why = "is not a valid name";   /* v is taken either way */
+        else if (json_object_get(scores, name)) json_decref(v), why = "stands twice";
+        else if (json_object_set_new(scores, name, v)) why = "is not a valid name";   /* v is taken either way */
         if (why) {
-            snprintf(err, n, "score \"%.64s\" %s", s->names[i], why);
+            snprintf(err, n, "score \"%.64s\" %s", name, why);
             json_decref(scores);
             return NULL;
         }
@@ -72,6 +76,7 @@ int main(int argc, char **argv) {
     int with_tokens = 0;
     long batch = 16;
     const char *principles[CLI_MAX_PRINCIPLES];
+    char *principle_names[CLI_MAX_PRINCIPLES] = {0};   /* NAME of --principle NAME=TEXT, else NULL */
     size_t n_principles = 0;
     rm_params params;
     rm_params_init(&params);
@@ -96,7 +101,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--principle")) {
             if (!v) goto missing;
             if (n_principles == CLI_MAX_PRINCIPLES) { fprintf(stderr, "error: at most %d --principle\n", CLI_MAX_PRINCIPLES); return CLI_USAGE; }
-            principles[n_principles++] = v;
+            cli_principle pr;
+            if (cli_principle_parse(v, &pr)) { fprintf(stderr, "error: --principle \"%s\" has no text\n", v); return CLI_USAGE; }
+            if (pr.name && !(principle_names[n_principles] = strndup(pr.name, pr.name_len))) { fprintf(stderr, "error: out of memory\n"); return CLI_FATAL; }
+            principles[n_principles++] = pr.text;
         } else if (!strcmp(a, "--tokens")) with_tokens = 1, takes = 0;
         else if (!strcmp(a, "--content-special-tokens")) params.content_special_tokens = 1, takes = 0;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return CLI_OK; }
@@ -175,7 +183,10 @@ int main(int argc, char **argv) {
             } else {
                 rm_scores *s = results[item_of_line[i]];
                 char why[256];
-                json_t *r = s->status == RM_OK ? result_json(s, with_tokens, why, sizeof why) : NULL;
+                /* the flags' names apply where the line took the flags' principles */
+                const char *const *rename = l->item.n_principles && l->item.principles == principles
+                                             ? (const char *const *)principle_names : NULL;
+                json_t *r = s->status == RM_OK ? result_json(s, rename, with_tokens, why, sizeof why) : NULL;
                 if (!r) failed++;
                 rc = r ? cli_write(out, r) : cli_write_error(out, s->status == RM_OK ? why : s->error);
             }
@@ -192,6 +203,7 @@ int main(int argc, char **argv) {
     free(items);
     free(results);
     free(item_of_line);
+    for (size_t i = 0; i < n_principles; i++) free(principle_names[i]);
     if (in != stdin) fclose(in);
     if (out != stdout && fclose(out) != 0) fatal = 1;
     rm_free(model);
