@@ -78,8 +78,9 @@ $(PCFILE): pkgconfig/nimreward.pc.in include/nimreward.h
 # $(BUILD)/lib/nimreward/libnimreward-cuda.so is the engine's host code
 # (lib/cuda/*.c) plus that archive, cuBLASLt and the static CUDA runtime.
 # libnimreward itself never links CUDA: it dlopens the module on demand
-# (lib/cuda_module.c). The module also carries the few library helpers it
-# uses (common.o, cpu_ops.o), so it needs no symbol of libnimreward.
+# (lib/cuda_module.c). The module also carries the library helpers it uses
+# (errors and allocation, the RoPE frequencies, and what they pull in), so it
+# needs no symbol of libnimreward.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda) $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)))
 NVCC ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null) nvcc)
 CUDA_ARCH ?= sm_90a sm_80 compute_80
@@ -110,6 +111,7 @@ KERNELS_MISSING := $(filter-out $(KERNEL_SRC),$(MODULE_KERNELS))
 CUDA_HOST_SRC := $(wildcard lib/cuda/*.c)
 CUDA_HOST_OBJ := $(CUDA_HOST_SRC:%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/lib/nimreward/libnimreward-cuda.so
+MODULE_HELPERS := $(addprefix $(BUILD)/obj/lib/,common.o cpu_ops.o weights.o safetensors.o)
 ifeq ($(GPU),1)
 $(if $(KERNELS_MISSING),$(error GPU=1: the module needs $(KERNELS_MISSING)))
 endif
@@ -134,10 +136,10 @@ $(KERNEL_LIB): $(KERNEL_OBJ)
 $(CUDA_HOST_OBJ): CFLAGS += -I$(CUDA_INC) -Ikernels -Ilib/cuda -Wno-comment -DRM_CUDA_ARCH='"$(CUDA_ARCH)"'
 $(CUDA_HOST_OBJ): $(wildcard lib/cuda/*.h kernels/*.h)
 
-$(MODULE): $(CUDA_HOST_OBJ) $(BUILD)/obj/lib/common.o $(BUILD)/obj/lib/cpu_ops.o $(KERNEL_LIB) lib/cuda/module.map
+$(MODULE): $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) lib/cuda/module.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,--no-undefined -Wl,--version-script=lib/cuda/module.map -o $@ \
-	    $(CUDA_HOST_OBJ) $(BUILD)/obj/lib/common.o $(BUILD)/obj/lib/cpu_ops.o $(KERNEL_LIB) \
+	    $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) \
 	    -L$(CUDA_LIBDIR) $(CUBLASLT_LIB) -lcudart_static -ljansson -lopenblas -lstdc++ -ldl -lrt -lpthread -lm \
 	    -fopenmp -Wl,-rpath,$(CUDA_LIBDIR)
 

@@ -234,7 +234,7 @@ rm_status cu_engine_begin(rm_engine **out, const rm_config *cfg, const rm_model_
     if (!cfg || !opts) return rm_fail(err, RM_ERR_INVALID_ARG, "cuda engine: NULL config or options");
     if (opts->dtype != RM_DTYPE_BF16 && opts->dtype != RM_DTYPE_FP8)
         return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s: the CUDA engine runs bf16 and fp8",
-                       rm_dtype_name(opts->dtype));
+                       opts->dtype == RM_DTYPE_FP32 ? "fp32" : "auto");
     rm_status st = check_config(cfg, err);
     if (st) return st;
     rm_cuda_device_info info;
