@@ -340,9 +340,13 @@ static rm_status cuda_create(rm_engine **out, const rm_config *cfg, const rm_mod
                              const rm_engine_opts *opts, rm_err *err) {
     if (!out) return rm_fail(err, RM_ERR_INVALID_ARG, "cuda engine: NULL output pointer");
     *out = NULL;
-    if (!w) return rm_fail(err, RM_ERR_INVALID_ARG, "cuda engine: NULL weights");
-    /* Staging for the upload: two chunks and the per-tensor amax. */
-    size_t stage = 2 * ((size_t)64 << 20) + CU_ALIGN;
+    if (!w || !cfg || !opts) return rm_fail(err, RM_ERR_INVALID_ARG, "cuda engine: NULL weights, config or options");
+    /* Staging for the upload (upload.c): two chunks of at least one fp32 row
+     * each, and the per-tensor amax. A larger arena gives larger chunks. */
+    size_t widest = (size_t)cfg->hidden;
+    if ((size_t)(cfg->n_heads * cfg->head_dim) > widest) widest = (size_t)(cfg->n_heads * cfg->head_dim);
+    if ((size_t)cfg->ffn > widest) widest = (size_t)cfg->ffn;
+    size_t stage = 2 * (widest * 4 + CU_ALIGN) + CU_ALIGN;
     rm_engine *e;
     rm_status st = cu_engine_begin(&e, cfg, w, opts, stage, err);
     if (st) return st;
