@@ -35,7 +35,7 @@ LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -ldl -fopenmp 
 LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard lib/cli/*.c)
-CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c,$(CLI_SRC)))
+CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c lib/cli/bench_%.c,$(CLI_SRC)))
 CLI_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter lib/cli/cli_%.c,$(CLI_SRC)))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -148,6 +148,12 @@ $(BUILD)/obj/lib/cuda_module.o: CFLAGS += -DRM_MODULE_LIBDIR='"$(LIBDIR)"'
 
 # Tools and tests link the static library (they may use internal headers).
 $(BUILD)/bin/%: $(BUILD)/obj/lib/cli/%.o $(CLI_COMMON_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# nimreward-bench also carries --device cuda (bench_cuda.c, through the module).
+$(BUILD)/bin/nimreward-bench: $(BUILD)/obj/lib/cli/nimreward-bench.o $(BUILD)/obj/lib/cli/bench_cuda.o $(CLI_COMMON_OBJ) \
+                              $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS)
 
