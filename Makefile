@@ -140,7 +140,7 @@ $(MODULE): $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) lib/cuda/module.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,--no-undefined -Wl,--version-script=lib/cuda/module.map -o $@ \
 	    $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) \
-	    -L$(CUDA_LIBDIR) $(CUBLASLT_LIB) -lcudart_static -ljansson -lopenblas -lstdc++ -ldl -lrt -lpthread -lm \
+	    $(LDFLAGS) -L$(CUDA_LIBDIR) $(CUBLASLT_LIB) -lcudart_static -ljansson -lopenblas -lstdc++ -ldl -lrt -lpthread -lm \
 	    -fopenmp -Wl,-rpath,$(CUDA_LIBDIR)
 
 # The install LIBDIR is the module's last search place (lib/cuda_module.c).
