@@ -530,9 +530,11 @@ rm_status cu_profile(rm_engine *e, const rm_batch *b, float *out_hidden, rm_cuda
     if (b->n_seqs == 0) return RM_OK;
     rm_status st = check_batch(e, b, err);
     if (st) return st;
-    /* Events for one pass (about 20 marks a layer), calls for every pass. */
-    size_t L = (size_t)e->cfg.n_layers;
-    runner r = {.e = e, .err = err, .prof = prof, .cap_ev = 32 * L + 64, .cap_record = 64 * L + 1024};
+    /* Events for one pass (8-12 marks a layer before the MLP, 3-9 per MLP
+     * tile of 4096 rows), GEMM calls for every pass. */
+    size_t L = (size_t)e->cfg.n_layers, tiles = (e->arena.tokens + e->arena.mlp_rows - 1) / e->arena.mlp_rows;
+    runner r = {.e = e, .err = err, .prof = prof, .cap_ev = (16 + 10 * tiles) * L + 64,
+                .cap_record = (4 + 2 * tiles) * L * 4 + 1024};
     r.ev = rm_calloc(r.cap_ev, sizeof *r.ev);
     r.ev_kind = rm_calloc(r.cap_ev, sizeof *r.ev_kind);
     r.record = rm_calloc(r.cap_record, sizeof *r.record);
