@@ -98,7 +98,10 @@ int main(int argc, char **argv) {
     return 0;
 }
 C
-    $CC -Iinclude -o "$tmp/order/bin/load" "$tmp/load.c" -L"$tmp/order/a" -lnimreward -Wl,-rpath,"$tmp/order/a"
+    # Under the sanitizers libnimreward.so needs their runtime first in the program.
+    san=$([ "${RM_SANITIZED:-0}" = 1 ] && echo "-fsanitize=address,undefined")
+    $CC $san -Iinclude -o "$tmp/order/bin/load" "$tmp/load.c" -L"$tmp/order/a" -lnimreward -Wl,-rpath,"$tmp/order/a" \
+        2> "$tmp/load.log" || cat "$tmp/load.log" >&2
     o=$(env -u NIMREWARD_MODULE_DIR "$tmp/order/bin/load" "$model")
     check "search order: beside the loaded libnimreward.so first ($o)" 'echo "$o" | grep -q FAKE-A'
     rm -rf "$tmp/order/a/nimreward"
