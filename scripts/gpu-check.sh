@@ -28,9 +28,19 @@ CUDA_ARCH=${CUDA_ARCH:-sm_90a}
 JOBS=$(nproc 2>/dev/null || echo 8)
 declare -A RESULT
 step() { echo; echo "== $* [$(($(date +%s) - T0)) s]"; }
+# The whole run stays inside DEADLINE seconds (the device tool's limit is 600),
+# so the table is always printed: a step gets what is left, less a reserve.
+DEADLINE=${GPU_CHECK_DEADLINE:-550}
 # run_step NAME TIMEOUT CMD...: the step's output to the log and the screen's tail, its status remembered
 run_step() {
     local name=$1 limit=$2; shift 2
+    local left=$((DEADLINE - ($(date +%s) - T0) - 15))
+    if [ "$left" -lt 20 ]; then
+        echo "$name: skipped, the run's deadline is near"
+        RESULT[$name]=skipped
+        return 1
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
     timeout "$limit" "$@" > "$OUTDIR/$name.log" 2>&1
     local rc=$?
     tail -n 25 "$OUTDIR/$name.log"
@@ -46,6 +56,7 @@ NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
 [ -n "$NVCC" ] && "$NVCC" --version | tail -n 2
 CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "${NVCC:-/usr/local/cuda/bin/nvcc}")")}
 PY=$(command -v python3)
+command -v cc >/dev/null || export CC=gcc
 SITE=$($PY -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
 find_lib() {   # find_lib PATTERN: the first match in the toolkit, the system, then Python wheels
     for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" /usr/lib/x86_64-linux-gnu /usr/local/lib $SITE; do

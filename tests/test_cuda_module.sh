@@ -116,7 +116,8 @@ C
     module=$BUILD/lib/nimreward/libnimreward-cuda.so
     if [ ! -f "$module" ]; then
         skip=$((skip + 3)); why+=("the CUDA module is not built (GPU=0, no nvcc, or kernels missing)")
-    elif ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then
+    elif python3 -c 'import ctypes; ctypes.CDLL("libcuda.so.1")' 2>/dev/null ||
+         ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then
         skip=$((skip + 3)); why+=("an NVIDIA driver is installed: the no-driver case is CI's")
     else
         check "the module exports one symbol" '[ "$(nm -D --defined-only "$module" | awk "{print \$3}")" = rm_cuda_module_v1 ]'
