@@ -140,7 +140,8 @@ run_step bench_transformers 180 env PYTHONUNBUFFERED=1 $PY scripts/bench-transfo
 # ---------------------------------------------------------------- 6. the table
 step "summary"
 for k in build test_kernels test_cuda_plan test_cuda_engine test_cuda_module bench_bf16 bench_fp8 bench_transformers; do
-    [ -n "${RESULT[$k]+x}" ] && printf '%-20s %s\n' "$k" "$([ "${RESULT[$k]}" = 0 ] && echo ok || echo "FAILED (${RESULT[$k]})")"
+    [ -n "${RESULT[$k]+x}" ] && printf '%-20s %s\n' "$k" "$(case "${RESULT[$k]}" in 0) echo ok ;; skipped) echo skipped ;;
+                                                          *) echo "FAILED (exit ${RESULT[$k]})" ;; esac)"
 done
 grep -h -E '^test_[a-z_]+: [0-9]+ passed' "$OUTDIR"/test_*.log
 $PY - "$OUTDIR/bench.jsonl" <<'PY'
