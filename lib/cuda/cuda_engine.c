@@ -174,19 +174,23 @@ static rm_status choose_fp8_scaling(rm_engine *e, rm_err *err) {
     const int shapes[][2] = {{(int)e->P, (int)e->H}, {(int)e->QD, (int)e->H}, {(int)(2 * e->KD), (int)e->H},
                              {(int)e->H, (int)e->QD}, {(int)(2 * e->F), (int)e->H}, {(int)e->H, (int)e->F}};
     cu_gemm_kind kinds[2] = {CU_GEMM_FP8_ROWS, CU_GEMM_FP8_TENSOR};
-    rm_err why = {0};
+    rm_err why[2] = {{0}, {0}};
     for (int i = force_tensor ? 1 : 0; i < (force_rows ? 1 : 2); i++) {
         rm_status st = RM_OK;
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes && !st; s++)
             for (int m = 1; m <= 4096 && !st; m *= 64)   /* 1, 64 and 4096 tokens */
-                st = cu_gemm_check(&e->gemm, kinds[i], m, shapes[s][0], shapes[s][1], &why);
+                st = cu_gemm_check(&e->gemm, kinds[i], m, shapes[s][0], shapes[s][1], &why[i]);
         if (st == RM_OK) {
             e->kind = kinds[i];
             return RM_OK;
         }
-        if (st != RM_ERR_UNSUPPORTED) return rm_fail(err, st, "%s", why.msg);
+        /* A cuBLASLt that refuses the OUTER_VEC mode may say so by "not
+         * supported" or by rejecting the attribute: either way, per tensor. */
+        if (rm_cu_poisoned(e->gpu, NULL)) return rm_fail(err, RM_ERR_DEVICE, "%s", why[i].msg);
     }
-    return rm_fail(err, RM_ERR_UNSUPPORTED, "cuda engine: FP8 on GPU %d: %s", e->gpu, why.msg);
+    return rm_fail(err, RM_ERR_UNSUPPORTED, "cuda engine: no FP8 GEMM on GPU %d: per-row scales: %s; per-tensor "
+                   "scales: %s", e->gpu, why[0].msg[0] ? why[0].msg : "not tried",
+                   why[1].msg[0] ? why[1].msg : "not tried");
 }
 
 /* ---------------------------------------------------------------- create */
