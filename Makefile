@@ -7,6 +7,8 @@
 #   make demo       build the demo model and score the example conversations
 #   make bench      nimreward-bench --device cpu
 #   make install / uninstall   honour PREFIX, DESTDIR, LIBDIR
+#   GPU=auto (default) builds the CUDA module too when nvcc is found, GPU=0 never, GPU=1 always;
+#   CUDA_ARCH="sm_90a sm_80 compute_80" (default) names its targets.
 
 # The version lives once, in the header.
 VMAJOR := $(shell sed -n 's/^\#define RM_VERSION_MAJOR \([0-9]*\).*/\1/p' include/nimreward.h)
@@ -19,7 +21,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
-GPU ?= 0
+GPU ?= auto
 
 CC ?= cc
 BUILD ?= build
@@ -27,13 +29,13 @@ OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
           -Iinclude -Ilib $(SANFLAGS)
-LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -fopenmp $(SANFLAGS)
+LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -ldl -fopenmp $(SANFLAGS)
 
 # The library: lib/ and its concept folders (the tools, server and CUDA module live apart).
 LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard lib/cli/*.c)
-CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c,$(CLI_SRC)))
+CLI_BIN := $(patsubst lib/cli/%.c,$(BUILD)/bin/%,$(filter-out lib/cli/cli_%.c lib/cli/bench_%.c,$(CLI_SRC)))
 CLI_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter lib/cli/cli_%.c,$(CLI_SRC)))
 # nimreward-server: a tool like those in lib/cli/, plus libmicrohttpd.
 SERVER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard lib/server/*.c))
@@ -52,8 +54,8 @@ SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
 STATIC := $(BUILD)/lib/libnimreward.a
 PCFILE := $(BUILD)/lib/nimreward.pc
 
-.PHONY: all lib tools tests examples test check san san-build fuzz demo bench install uninstall clean
-all: lib tools examples
+.PHONY: all lib tools tests examples cuda test check san san-build fuzz demo bench install uninstall clean
+all: lib tools examples cuda
 lib: $(SHARED) $(STATIC) $(PCFILE)
 tools: $(CLI_BIN) $(SERVER_BIN)
 tests: $(TEST_BIN)
@@ -78,6 +80,79 @@ $(PCFILE): pkgconfig/nimreward.pc.in include/nimreward.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+# ---------------------------------------------------------------- CUDA
+# The kernels (kernels/*.cu, nvcc) go into an archive; the module
+# $(BUILD)/lib/nimreward/libnimreward-cuda.so is the engine's host code
+# (lib/cuda/*.c) plus that archive, cuBLASLt and the static CUDA runtime.
+# libnimreward itself never links CUDA: it dlopens the module on demand
+# (lib/cuda_module.c). The module also carries the library helpers it uses
+# (errors and allocation, the RoPE frequencies, and what they pull in), so it
+# needs no symbol of libnimreward.
+CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda) $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)))
+NVCC ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null) nvcc)
+CUDA_ARCH ?= sm_90a sm_80 compute_80
+CUDA_INC ?= $(CUDA_HOME)/include
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+CUBLASLT_LIB ?= -lcublasLt
+# sm_XY: machine code (sm_90a: Hopper's wgmma/setmaxnreg); compute_XY: PTX the driver compiles for newer GPUs.
+comma := ,
+NVCC_GENCODE := $(foreach a,$(CUDA_ARCH),-gencode=arch=$(patsubst sm_%,compute_%,$(a))$(comma)code=$(a))
+NVCCFLAGS ?= -O3 -lineinfo
+NVCCFLAGS += -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden $(NVCC_GENCODE) -Iinclude -Ilib -Ikernels
+ifeq ($(GPU),0)
+GPU_BUILD := 0
+else ifeq ($(GPU),1)
+GPU_BUILD := 1
+$(if $(wildcard $(NVCC)),,$(error GPU=1: nvcc not found (NVCC=$(NVCC)); install the CUDA toolkit or set CUDA_HOME))
+else
+GPU_BUILD := $(if $(wildcard $(NVCC)),1,0)
+endif
+KERNEL_SRC := $(wildcard kernels/*.cu)
+KERNEL_OBJ := $(KERNEL_SRC:%.cu=$(BUILD)/obj/%.o)
+KERNEL_LIB := $(BUILD)/lib/libnimreward-kernels.a
+# The launchers kernels/kernels.h declares, one op family per file: the
+# module links only when every one is there.
+MODULE_KERNELS := $(addprefix kernels/,embedding.cu rmsnorm.cu qknorm.cu bias.cu rope.cu swiglu.cu fp8.cu gather.cu \
+                    attention.cu random.cu convert.cu fp8_tensor.cu)
+KERNELS_MISSING := $(filter-out $(KERNEL_SRC),$(MODULE_KERNELS))
+CUDA_HOST_SRC := $(wildcard lib/cuda/*.c)
+CUDA_HOST_OBJ := $(CUDA_HOST_SRC:%.c=$(BUILD)/obj/%.o)
+MODULE := $(BUILD)/lib/nimreward/libnimreward-cuda.so
+MODULE_HELPERS := $(addprefix $(BUILD)/obj/lib/,common.o cpu_ops.o weights.o safetensors.o)
+ifeq ($(GPU),1)
+$(if $(KERNELS_MISSING),$(error GPU=1: the module needs $(KERNELS_MISSING)))
+endif
+
+ifeq ($(GPU_BUILD),1)
+cuda: $(if $(KERNELS_MISSING),cuda-incomplete,$(MODULE))
+else
+cuda:
+endif
+cuda-incomplete: $(KERNEL_LIB) $(CUDA_HOST_OBJ)
+	@echo "note: the CUDA module is not linked: $(KERNELS_MISSING) not written yet (the host code and kernels compiled)"
+.PHONY: cuda-incomplete
+
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h) lib/random.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(KERNEL_LIB): $(KERNEL_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CUDA_HOST_OBJ): CFLAGS += -I$(CUDA_INC) -Ikernels -Ilib/cuda -Wno-comment -DRM_CUDA_ARCH='"$(CUDA_ARCH)"'
+$(CUDA_HOST_OBJ): $(wildcard lib/cuda/*.h kernels/*.h)
+
+$(MODULE): $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) lib/cuda/module.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,--no-undefined -Wl,--version-script=lib/cuda/module.map -o $@ \
+	    $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) \
+	    $(LDFLAGS) -L$(CUDA_LIBDIR) $(CUBLASLT_LIB) -lcudart_static -ljansson -lopenblas -lstdc++ -ldl -lrt -lpthread -lm \
+	    -fopenmp -Wl,-rpath,$(CUDA_LIBDIR)
+
+# The install LIBDIR is the module's last search place (lib/cuda_module.c).
+$(BUILD)/obj/lib/cuda_module.o: CFLAGS += -DRM_MODULE_LIBDIR='"$(LIBDIR)"'
+
 # Tools and tests link the static library (they may use internal headers).
 $(BUILD)/bin/%: $(BUILD)/obj/lib/cli/%.o $(CLI_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -86,6 +161,12 @@ $(BUILD)/bin/%: $(BUILD)/obj/lib/cli/%.o $(CLI_COMMON_OBJ) $(STATIC)
 $(SERVER_BIN): $(SERVER_OBJ) $(CLI_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lmicrohttpd $(LDLIBS)
+
+# nimreward-bench also carries --device cuda (bench_cuda.c, through the module).
+$(BUILD)/bin/nimreward-bench: $(BUILD)/obj/lib/cli/nimreward-bench.o $(BUILD)/obj/lib/cli/bench_cuda.o $(CLI_COMMON_OBJ) \
+                              $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(STATIC)
 	@mkdir -p $(dir $@)
@@ -108,7 +189,7 @@ check: all tests
 
 SANFLAGS_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 san-build:
-	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="$(SANFLAGS_ASAN)" all tests
+	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="$(SANFLAGS_ASAN)" GPU=0 all tests
 
 san: san-build
 	tests/run.sh --san
@@ -135,11 +216,15 @@ install: all
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 755 $(CLI_BIN) $(SERVER_BIN) $(DESTDIR)$(BINDIR)/
+	if [ -f $(MODULE) ]; then install -d $(DESTDIR)$(LIBDIR)/nimreward && \
+	    install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/nimreward/; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/nimreward.h $(DESTDIR)$(LIBDIR)/libnimreward.so* \
 	      $(DESTDIR)$(LIBDIR)/libnimreward.a $(DESTDIR)$(LIBDIR)/pkgconfig/nimreward.pc
 	rm -f $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(CLI_BIN) $(SERVER_BIN))
+	rm -f $(DESTDIR)$(LIBDIR)/nimreward/libnimreward-cuda.so
+	-rmdir $(DESTDIR)$(LIBDIR)/nimreward 2>/dev/null
 
 clean:
 	rm -rf build build-san build-fuzz

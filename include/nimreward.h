@@ -7,9 +7,20 @@
  * Strings are UTF-8 and NUL-terminated unless a length is given.
  *
  * Threads: an rm_model is immutable after rm_load(). Any number of threads may
- * call the scoring and introspection functions on one model at once; each call
- * uses its own scratch memory. rm_free() must not race with any other call on
+ * call the scoring and introspection functions on one model at once. On the
+ * CPU each call uses its own scratch memory; on CUDA the device's activation
+ * memory is allocated once at load, so concurrent calls queue for it and run
+ * one forward pass at a time. Either way each call's scores are bitwise those
+ * of the same call made alone. rm_free() must not race with any other call on
  * the same model. The last-error message is kept per model and per thread.
+ *
+ * CUDA errors: every CUDA or cuBLAS failure is RM_ERR_DEVICE with a message
+ * naming the call. Some CUDA errors (an illegal address, a kernel fault, an
+ * uncorrectable ECC error) are sticky: they poison the whole CUDA context of
+ * the process on that GPU, so from then on every model on that GPU returns
+ * RM_ERR_DEVICE with the first fault's message until the process exits (the
+ * CUDA runtime offers no way back). Models on other GPUs and on the CPU carry
+ * on. The library never exits or aborts.
  *
  * ABI: soname libnimreward.so.RM_VERSION_MAJOR. A minor release may add
  * functions and append enum values and struct fields (structs carry their
@@ -58,13 +69,15 @@ typedef enum rm_status {
     RM_ERR_TOO_LONG = 8,      /* input longer than the model's context or a set bound */
     RM_ERR_NOMEM = 9,         /* an allocation failed */
     RM_ERR_LIMIT = 10,        /* a resource bound was hit (header size, nesting, loop count) */
-    RM_ERR_DEVICE = 11,       /* device fault; sticky on the model until rm_free() */
+    RM_ERR_DEVICE = 11,       /* device fault (a CUDA or cuBLAS call failed, named in the message);
+                                 sticky on the model until rm_free(), and on every model of that GPU
+                                 when CUDA's error is sticky (see "CUDA errors" above) */
     RM_ERR_INTERNAL = 12      /* a bug in libnimreward: please report it */
 } rm_status;
 
 /* Where the forward pass runs. */
 typedef enum rm_device {
-    RM_DEVICE_AUTO = 0,       /* CUDA when built with it and a GPU is present, else CPU */
+    RM_DEVICE_AUTO = 0,       /* CUDA when the CUDA module loads and finds a usable GPU, else CPU */
     RM_DEVICE_CPU = 1,
     RM_DEVICE_CUDA = 2
 } rm_device;
@@ -114,7 +127,7 @@ typedef struct rm_params {
     int dtype;                /* rm_dtype; default AUTO. A dtype the device cannot run is refused. */
     int gpu;                  /* CUDA device ordinal; default 0 */
     size_t max_device_bytes;  /* CUDA: device memory the model may hold; 0 = the free memory less
-                                 a margin (see docs/architecture.md) */
+                                 a margin (see docs/cuda.md) */
 } rm_params;
 
 /* One chat message. Messages travel in arrays: every element of one array
@@ -167,6 +180,19 @@ typedef struct rm_counters {
     uint64_t weight_bytes_mapped; /* bytes of weight files mapped */
     uint64_t weight_bytes_read;   /* bytes of weights read by the engine */
 } rm_counters;
+
+/* Device memory a model holds, all of it allocated by rm_load() (nothing is
+ * allocated while scoring). Zero on the CPU. Since 0.2. */
+typedef struct rm_memory {
+    size_t struct_size;       /* set by the caller to sizeof(rm_memory) */
+    uint64_t weight_bytes;    /* weights on the device (bf16, or FP8 projections plus their scales) */
+    uint64_t activation_bytes; /* the activation arena: one forward pass's working memory */
+    uint64_t workspace_bytes; /* GEMM workspace and per-pass index arrays */
+    uint64_t budget_bytes;    /* max_device_bytes as resolved at load (0 on the CPU) */
+    uint64_t peak_load_bytes; /* most bytes held during rm_load() (load staging included) */
+    uint64_t tokens_per_pass; /* token rows one forward pass computes at most; longer batches are split
+                                 into passes, and one sequence longer than this is refused */
+} rm_memory;
 
 /* ---------------------------------------------------------------- parameters */
 
@@ -260,6 +286,10 @@ RM_API int64_t rm_model_n_ctx(const rm_model *model);      /* longest input acce
 RM_API int rm_model_n_layers(const rm_model *model);
 RM_API rm_device rm_model_device(const rm_model *model);   /* never AUTO */
 RM_API rm_dtype rm_model_dtype(const rm_model *model);     /* the dtype chosen, never AUTO; since 0.2 */
+
+/* Copies the device memory report (up to memory->struct_size bytes).
+ * Thread-safe. Since 0.2. */
+RM_API rm_status rm_model_memory(const rm_model *model, rm_memory *memory);
 
 /* Copies the counters (up to counters->struct_size bytes). Since 0.1. */
 RM_API rm_status rm_model_counters(const rm_model *model, rm_counters *counters);

@@ -158,3 +158,19 @@ rm_status rm_tokenize_messages(rm_model *m, const rm_message *msgs, size_t n, in
 }
 
 void rm_string_free(char *s) { rm_mfree(s); }
+
+rm_status rm_model_memory(const rm_model *m, rm_memory *out) {
+    if (!m || !out || out->struct_size < sizeof(size_t)) return RM_ERR_INVALID_ARG;
+    rm_engine_memory em = {0};
+    if (m->engine_ops->memory) m->engine_ops->memory(m->engine, &em);
+    rm_memory all = {0};
+    all.struct_size = out->struct_size < sizeof all ? out->struct_size : sizeof all;
+    all.weight_bytes = em.weights;
+    all.activation_bytes = em.activations;
+    all.workspace_bytes = em.workspace;
+    all.budget_bytes = em.budget;
+    all.peak_load_bytes = em.peak_load;
+    all.tokens_per_pass = em.tokens_per_pass;
+    memcpy(out, &all, all.struct_size);
+    return RM_OK;
+}

@@ -1,7 +1,9 @@
 /*
  * engine.h - the one interface every forward-pass engine implements (the CPU
- * engine today, CUDA next). An engine runs the decoder over a packed batch
- * and returns the final-normed hidden state at the positions a head reads.
+ * engine, and the CUDA engine in the module lib/cuda/ that libnimreward
+ * loads on demand: lib/cuda_module.h). An engine runs the decoder over a
+ * packed batch and returns the final-normed hidden state at the positions a
+ * head reads.
  */
 #ifndef RM_ENGINE_H
 #define RM_ENGINE_H
@@ -29,6 +31,17 @@ typedef struct rm_engine_counters {
 
 typedef struct rm_engine rm_engine;
 
+/* Device memory an engine holds, all of it allocated at create (see
+ * rm_memory in nimreward.h). */
+typedef struct rm_engine_memory {
+    size_t weights;                 /* bytes of weights on the device */
+    size_t activations;             /* the activation arena */
+    size_t workspace;               /* GEMM workspace and per-pass index arrays */
+    size_t budget;                  /* max_device_bytes as resolved at create */
+    size_t peak_load;               /* most bytes held during create (load staging included) */
+    size_t tokens_per_pass;         /* token rows one pass computes at most (the arena's size) */
+} rm_engine_memory;
+
 /* What rm_load() asks of an engine, resolved from rm_params: dtype is never
  * RM_DTYPE_AUTO here (the engine's default was chosen by model.c). */
 typedef struct rm_engine_opts {
@@ -44,7 +57,9 @@ typedef struct rm_engine_ops {
                         const rm_engine_opts *opts, rm_err *err);
     /* Writes batch->n_seqs rows of cfg->hidden floats into out_hidden: the
      * final RMSNorm'ed hidden state of each sequence's last token. Only those
-     * positions are computed in the last layer. Thread-safe (scratch per call). */
+     * positions are computed in the last layer. Thread-safe (cpu: scratch per
+     * call; cuda: calls queue for the device's activation arena, and each
+     * gives bitwise what it gives alone). */
     rm_status (*forward)(rm_engine *e, const rm_batch *batch, float *out_hidden, rm_err *err);
     /* out[i] = dot(rows[i] of matrix t, hidden) for n_rows rows (heads: score,
      * lm_head rows). Converts only those rows. */
@@ -55,6 +70,8 @@ typedef struct rm_engine_ops {
     void (*counters)(rm_engine *e, rm_engine_counters *out, uint64_t *layer_tokens_out);
     void (*counters_reset)(rm_engine *e);
     void (*destroy)(rm_engine *e);
+    /* Device memory held; NULL for an engine that holds none (cpu). */
+    void (*memory)(rm_engine *e, rm_engine_memory *out);
 } rm_engine_ops;
 
 RM_INTERNAL extern const rm_engine_ops rm_engine_cpu;

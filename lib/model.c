@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cuda_module.h"
+
 #define TOKENIZER_CONFIG_MAX (64u << 20)  /* a tokenizer_config.json is kilobytes; refuse giants */
 #define TEMPLATE_MAX (16u << 20)
 
@@ -124,23 +126,53 @@ done:
     return st;
 }
 
+/* The CUDA engine when the module loads and GPU `gpu` is usable: RM_OK with
+ * *mod and *info set, else err says why (module missing, a library missing,
+ * no driver, driver too old, no GPU, compute capability not built for). */
+static rm_status cuda_usable(int gpu, const rm_cuda_module **mod, rm_cuda_device_info *info, rm_err *err) {
+    rm_status st = rm_cuda_module_get(mod, NULL, err);
+    if (st) return st;
+    return (*mod)->probe(gpu, info, err);
+}
+
+/* Resolves the device and dtype: CPU runs fp32; CUDA runs bf16 (AUTO) and
+ * FP8 from compute capability 8.9. */
 static rm_status pick_engine(rm_model *m, const rm_params *p, rm_err *err) {
     if (p->dtype < RM_DTYPE_AUTO || p->dtype > RM_DTYPE_FP8)
         return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.dtype %d is not an rm_dtype", p->dtype);
     if (p->gpu < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.gpu %d is negative", p->gpu);
-    switch (p->device) {
-    case RM_DEVICE_AUTO:
-    case RM_DEVICE_CPU:
+    if (p->device != RM_DEVICE_AUTO && p->device != RM_DEVICE_CPU && p->device != RM_DEVICE_CUDA)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.device %d is not an rm_device", p->device);
+    int want_cuda = p->device == RM_DEVICE_CUDA || (p->device == RM_DEVICE_AUTO && p->dtype != RM_DTYPE_FP32);
+    const rm_cuda_module *mod = NULL;
+    rm_cuda_device_info info;
+    memset(&info, 0, sizeof info);
+    if (want_cuda) {
+        rm_err why = {0};
+        rm_status st = cuda_usable(p->gpu, &mod, &info, &why);
+        if (st && p->device == RM_DEVICE_CUDA) return rm_fail(err, st, "device cuda: %s", why.msg);
+        if (st && p->dtype != RM_DTYPE_AUTO)   /* auto device, bf16 / fp8 asked: only CUDA runs them */
+            return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s needs the CUDA engine, and device auto "
+                           "found none usable: %s", rm_dtype_name((rm_dtype)p->dtype), why.msg);
+        if (st) mod = NULL;                    /* auto: the CPU then */
+    }
+    if (!mod) {
         m->engine_ops = &rm_engine_cpu;
         m->device = RM_DEVICE_CPU;
         m->dtype = p->dtype == RM_DTYPE_AUTO ? RM_DTYPE_FP32 : (rm_dtype)p->dtype;
         return RM_OK;
-    case RM_DEVICE_CUDA:
-        return rm_fail(err, RM_ERR_UNSUPPORTED,
-                       "device cuda: this build of libnimreward has no CUDA engine (use cpu or auto)");
-    default:
-        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.device %d is not an rm_device", p->device);
     }
+    if (p->dtype == RM_DTYPE_FP32)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype fp32: the CUDA engine runs bf16 and fp8 (fp32 is "
+                       "the CPU engine's: use device cpu)");
+    if (p->dtype == RM_DTYPE_FP8 && info.cc_major * 10 + info.cc_minor < 89)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype fp8 needs compute capability 8.9 or later (FP8 "
+                       "tensor cores); GPU %d (%s) is %d.%d: use bf16", p->gpu, info.name, info.cc_major,
+                       info.cc_minor);
+    m->engine_ops = mod->ops;
+    m->device = RM_DEVICE_CUDA;
+    m->dtype = p->dtype == RM_DTYPE_AUTO ? RM_DTYPE_BF16 : (rm_dtype)p->dtype;
+    return RM_OK;
 }
 
 static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err *err) {

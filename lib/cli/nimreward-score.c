@@ -138,6 +138,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: %s (%s)\n", err, rm_status_string(st));
         return CLI_FATAL;
     }
+    /* The start-up line: what --device auto / --dtype auto resolved to. */
+    rm_device device = rm_model_device(model);
+    char where[32];
+    if (device == RM_DEVICE_CUDA) snprintf(where, sizeof where, "cuda (GPU %d)", params.gpu);
+    else snprintf(where, sizeof where, "%s", cli_device_name(device));
+    fprintf(stderr, "nimreward-score: %s: %s, %d layers, device %s, dtype %s\n", model_dir,
+            rm_model_architecture(model), rm_model_n_layers(model), where, cli_dtype_name(rm_model_dtype(model)));
     FILE *in = cli_open_in(in_path), *out = in ? cli_open_out(out_path) : NULL;
     if (!in || !out) {
         rm_free(model);

@@ -42,7 +42,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 CFLAGS="-g -O1 -std=gnu11 -fopenmp -Iinclude -Ilib -w $SAN"
 # The libraries the Makefile links (read from it, so a new dependency follows).
 LIBS=$(printf '_rm_print_ldlibs:\n\t@echo $(LDLIBS)\n' |
-       make -s --no-print-directory -f Makefile -f - _rm_print_ldlibs SANFLAGS= 2>/dev/null)
+       make -s --no-print-directory -f Makefile -f - _rm_print_ldlibs SANFLAGS= GPU=0 2>/dev/null)
 [ -n "$LIBS" ] || LIBS="-ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -fopenmp"
 
 echo "fuzz: seed $FUZZ_SEED (FUZZ_SEED=$FUZZ_SEED replays), $FUZZ_SECONDS s per harness, compiler $FUZZ_CC"
