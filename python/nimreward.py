@@ -19,7 +19,9 @@ class _Params(_c.Structure):
     _fields_ = [("struct_size", _c.c_size_t), ("device", _c.c_int), ("n_threads", _c.c_int), ("head", _c.c_int),
                 ("logits_begin", _c.c_int64), ("logits_end", _c.c_int64), ("score_names", _c.c_char_p),
                 ("yes_token", _c.c_char_p), ("no_token", _c.c_char_p), ("content_special_tokens", _c.c_int),
-                ("now", _c.c_char_p), ("max_tokens", _c.c_int64), ("chat_template", _c.c_char_p)]
+                ("now", _c.c_char_p), ("max_tokens", _c.c_int64), ("chat_template", _c.c_char_p),
+                # Since 0.2: rm_params_init() writes the whole struct, so it must be here.
+                ("dtype", _c.c_int), ("gpu", _c.c_int), ("max_device_bytes", _c.c_size_t)]
 
 
 class _Message(_c.Structure):
