@@ -12,6 +12,13 @@ MODE=${1:-}
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 passed=0; failed=0; skipped=0; broken=()
+# The fixtures (tiny real checkpoints and transformers' outputs) are read in
+# place; without them the tests that need them report skips, said once here.
+fixtures=${RM_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
+if [ ! -d "$fixtures/models" ] || [ ! -d "$fixtures/reference" ]; then
+    echo "== no fixtures at $fixtures: they are expected in ../shared/fixtures beside the repository," >&2
+    echo "   or wherever RM_FIXTURES=DIR points. The tests that need them will report skipped." >&2
+fi
 
 run() {   # run NAME CMD...: one program, its summary line added to the totals
     local name=$1; shift
@@ -56,7 +63,7 @@ case "$MODE" in
     --all)
         suite "${BUILD:-build}" 0 0
         echo "== the suite again under AddressSanitizer + UndefinedBehaviorSanitizer" >&2
-        if make -s san-build >/dev/null; then suite build-san 1 1; else failed=$((failed + 1)); broken+=("san-build"); fi
+        if ${MAKE:-make} -s san-build >/dev/null; then suite build-san 1 1; else failed=$((failed + 1)); broken+=("san-build"); fi
         echo "== fuzzing, a short fixed budget per harness" >&2
         run fuzz tests/fuzz/run.sh
         ;;

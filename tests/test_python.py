@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from testlib import check, summary
+from testlib import check, no_fixtures, sanitizer_preload, skip, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
@@ -12,8 +12,11 @@ FIX = os.environ.get("RM_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtu
 
 
 def main():
-    if os.environ.get("RM_SANITIZED") == "1":   # an ASan library cannot be dlopen'ed into python
-        return summary("test_python")   # nothing checked
+    if no_fixtures():
+        return skip("test_python", 10, no_fixtures())
+    preload = sanitizer_preload("test_python", 10)   # returns only when it cannot preload libasan
+    if preload is not None:
+        return preload
     import nimreward
     with open(os.path.join(FIX, "reference", "tiny-llama3-seqcls.reference.jsonl")) as f:
         rows = [json.loads(l) for l in f][:3]
