@@ -28,9 +28,11 @@ def check(cond, what):
         print("FAIL:", what, file=sys.stderr)
 
 
-def summary(name):
-    """Prints the summary line for test `name`; returns 1 if any check failed, else 0."""
-    print(f"{name}: {passed} passed, {failed} failed")
+def summary(name, skipped=0, why=None):
+    """Prints the summary line for test `name` (with ", N skipped (why)" when
+    some checks could not run here); returns 1 if any check failed, else 0."""
+    tail = f", {skipped} skipped ({why})" if skipped else ""
+    print(f"{name}: {passed} passed, {failed} failed{tail}")
     return 1 if failed else 0
 
 
