@@ -23,7 +23,8 @@ static void accepted(const char *s, int wday, int yday) {
     rm_err err = {0};
     rm_status st = rm_clock_parse(s, "now", &tm, &err);
     CHECK(st == RM_OK, "%s accepted: %s", s, err.msg);
-    if (st == RM_OK) CHECK(tm.tm_wday == wday && tm.tm_yday == yday, "%s: weekday %d day %d", s, tm.tm_wday, tm.tm_yday);
+    if (st == RM_OK)
+        CHECK(tm.tm_wday == wday && tm.tm_yday == yday, "%s: weekday %d day %d", s, tm.tm_wday, tm.tm_yday);
 }
 
 static void refused(const char *s, const char *why) {
@@ -95,7 +96,8 @@ static void load_refuses(void) {
     /* A directory that does not exist: the parameter is refused before any file is read. */
     rm_status st = rm_load("/nonexistent/model", &p, &m, msg, sizeof msg);
     CHECK(st == RM_ERR_INVALID_ARG && m == NULL, "rm_load refuses a bad now first: %d", st);
-    CHECK(strstr(msg, "rm_params.now") && strstr(msg, "2020-13-45T99:99:99") && strstr(msg, "month"), "message: %s", msg);
+    CHECK(strstr(msg, "rm_params.now") && strstr(msg, "2020-13-45T99:99:99") && strstr(msg, "month"), "message: %s",
+          msg);
     p.now = "2020-02-30T00:00:00";
     st = rm_load("/nonexistent/model", &p, &m, msg, sizeof msg);
     CHECK(st == RM_ERR_INVALID_ARG && strstr(msg, "no such day"), "30 February: %d %s", st, msg);

@@ -310,7 +310,8 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
     json_t *pr = json_object_get(j, "principles");
     if (pr) {
         if (!json_is_array(pr) || json_array_size(pr) > CLI_MAX_PRINCIPLES) {
-            snprintf(l->error, sizeof l->error, "\"principles\" must be an array of at most %d strings", CLI_MAX_PRINCIPLES);
+            snprintf(l->error, sizeof l->error, "\"principles\" must be an array of at most %d strings",
+                     CLI_MAX_PRINCIPLES);
             return;
         }
         size_t n = json_array_size(pr);
@@ -318,7 +319,10 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
         if (!l->principles) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
         for (size_t i = 0; i < n; i++) {
             json_t *v = json_array_get(pr, i);
-            if (!json_is_string(v)) { snprintf(l->error, sizeof l->error, "\"principles[%zu]\" must be a string", i); return; }
+            if (!json_is_string(v)) {
+                snprintf(l->error, sizeof l->error, "\"principles[%zu]\" must be a string", i);
+                return;
+            }
             l->principles[i] = json_string_value(v);
         }
         l->item.principles = l->principles;

@@ -129,17 +129,20 @@ static int check_run(rm_model *model, const char *model_dir, size_t n_principles
                 "LM (*ForCausalLM)\n", model_dir, rm_model_architecture(model));
         return -1;
     }
+    const rm_tokenizer *tok = rm_model_tokenizer(model);
     const char *yes = yes_token ? yes_token : "Yes", *no = no_token ? no_token : "No";
-    if (n_principles && (rm_token_id(rm_model_tokenizer(model), yes) < 0 || rm_token_id(rm_model_tokenizer(model), no) < 0)) {
+    const char *absent = rm_token_id(tok, yes) < 0 ? yes : rm_token_id(tok, no) < 0 ? no : NULL;
+    if (n_principles && absent) {
         fprintf(stderr, "error: --principle: the vocabulary has no token \"%s\" to read the answer from (name the "
-                "model's tokens with --yes-token and --no-token)\n", rm_token_id(rm_model_tokenizer(model), yes) < 0 ? yes : no);
+                "model's tokens with --yes-token and --no-token)\n", absent);
         return -1;
     }
     size_t have = rm_model_n_scores(model);
     if (names && (size_t)n_names != have) {
-        fprintf(stderr, "error: --names gives %ld name%s, the model has %zu score%s:", n_names, n_names == 1 ? "" : "s",
-                have, have == 1 ? "" : "s");
-        for (size_t i = 0; i < have && i < 16; i++) fprintf(stderr, "%s %s", i ? "," : "", rm_model_score_name(model, i));
+        fprintf(stderr, "error: --names gives %ld name%s, the model has %zu score%s:", n_names,
+                n_names == 1 ? "" : "s", have, have == 1 ? "" : "s");
+        for (size_t i = 0; i < have && i < 16; i++)
+            fprintf(stderr, "%s %s", i ? "," : "", rm_model_score_name(model, i));
         fprintf(stderr, "%s\n", have > 16 ? ", ..." : "");
         return -1;
     }

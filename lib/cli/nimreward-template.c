@@ -199,7 +199,8 @@ int main(int argc, char **argv) {
             rm_mfree(mask);
         }
         int wrote = result ? cli_write(out, result) : (n_failed++, cli_write_line_error(out, n_lines, msg));
-        if (wrote != 0 && !result) wrote = cli_write_line_error(out, n_lines, "could not be rendered (unprintable message)");
+        if (wrote != 0 && !result)
+            wrote = cli_write_line_error(out, n_lines, "could not be rendered (unprintable message)");
         json_decref(vars);
         json_decref(obj);
         if (wrote != 0) {
