@@ -75,10 +75,19 @@ $(SHARED): $(LIB_OBJ) lib/nimreward.map
 	ln -sf libnimreward.so.$(VERSION) $(BUILD)/lib/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/lib/libnimreward.so
 
+# The pc file names where the library lives, so it is written for the PREFIX in
+# force: the build's copy for `make`, and again by `make install` for the prefix
+# installed to (a plain `make` followed by `make install PREFIX=...` must not
+# install the first one).
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+             -e 's|@VERSION@|$(VERSION)|' pkgconfig/nimreward.pc.in
 $(PCFILE): pkgconfig/nimreward.pc.in include/nimreward.h
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) > $@
+
+# A tool's object is an intermediate of its binary: keep it, so make neither
+# rebuilds it each time nor prints `rm build/obj/...` after every build.
+.SECONDARY: $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
 # ---------------------------------------------------------------- CUDA
 # The kernels (kernels/*.cu, nvcc) go into an archive; the module
@@ -181,18 +190,20 @@ $(BUILD)/examples/%_cpp: examples/%.cpp include/nimreward.h $(SHARED)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EXAMPLE_CXXFLAGS) -o $@ $< -L$(BUILD)/lib -lnimreward -Wl,-rpath,'$$ORIGIN/../lib'
 
+# The suite runs make again (the sanitizer build, install tests): '+' and
+# MAKE hand it this make's jobserver, so `make -j2 check` stays -j2 inside.
 test: all tests
-	BUILD=$(BUILD) tests/run.sh --all
+	+MAKE="$(MAKE)" BUILD=$(BUILD) tests/run.sh --all
 
 check: all tests
-	BUILD=$(BUILD) tests/run.sh --quick
+	+MAKE="$(MAKE)" BUILD=$(BUILD) tests/run.sh --quick
 
 SANFLAGS_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 san-build:
 	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="$(SANFLAGS_ASAN)" GPU=0 all tests
 
 san: san-build
-	tests/run.sh --san
+	+MAKE="$(MAKE)" tests/run.sh --san
 
 FUZZ_SECONDS ?= 8
 fuzz:
@@ -214,7 +225,8 @@ install: all
 	ln -sf libnimreward.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnimreward.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/nimreward.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/nimreward.pc
 	install -m 755 $(CLI_BIN) $(SERVER_BIN) $(DESTDIR)$(BINDIR)/
 	if [ -f $(MODULE) ]; then install -d $(DESTDIR)$(LIBDIR)/nimreward && \
 	    install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/nimreward/; fi

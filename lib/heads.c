@@ -115,16 +115,19 @@ rm_status rm_heads_init(rm_model *m, const rm_params *p, rm_err *err) {
         m->logits_begin = 0;
         m->logits_end = 1;
         const char *env = getenv("NIM_REWARD_LOGITS_RANGE");
+        const char *from = "the default logits range";
         if (p->logits_begin >= 0 || p->logits_end >= 0) {
             m->logits_begin = p->logits_begin;
             m->logits_end = p->logits_end;
+            from = "rm_params.logits_begin/logits_end";
         } else if (env && *env) {
             if ((st = parse_range(env, "NIM_REWARD_LOGITS_RANGE", &m->logits_begin, &m->logits_end, err)))
                 return st;
+            from = "NIM_REWARD_LOGITS_RANGE";
         }
         if (m->logits_begin < 0 || m->logits_end <= m->logits_begin || m->logits_end > c->vocab)
-            return rm_fail(err, RM_ERR_INVALID_ARG, "logits range [%" PRId64 ", %" PRId64 ") is empty or outside "
-                           "the vocabulary [0, %" PRId64 ")", m->logits_begin, m->logits_end, c->vocab);
+            return rm_fail(err, RM_ERR_INVALID_ARG, "%s: the logits range [%" PRId64 ", %" PRId64 ") is empty or "
+                           "outside the vocabulary [0, %" PRId64 ")", from, m->logits_begin, m->logits_end, c->vocab);
         if (m->logits_end - m->logits_begin > MAX_SCORES)
             return rm_fail(err, RM_ERR_LIMIT, "logits range [%" PRId64 ", %" PRId64 ") has more than %d rows",
                            m->logits_begin, m->logits_end, MAX_SCORES);
@@ -141,8 +144,8 @@ rm_status rm_heads_init(rm_model *m, const rm_params *p, rm_err *err) {
         m->yes_id = rm_tok_id(m->tok, yes, strlen(yes));
         m->no_id = rm_tok_id(m->tok, no, strlen(no));
         if ((p->yes_token || p->no_token || m->principle_only) && (m->yes_id < 0 || m->no_id < 0))
-            return rm_fail(err, RM_ERR_INVALID_ARG, "principle head: token \"%s\" is not in the vocabulary",
-                           m->yes_id < 0 ? yes : no);
+            return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.%s: the principle head's token \"%s\" is not in "
+                           "the vocabulary", m->yes_id < 0 ? "yes_token" : "no_token", m->yes_id < 0 ? yes : no);
         if (m->yes_id >= c->vocab || m->no_id >= c->vocab) m->yes_id = m->no_id = -1;
     }
     return RM_OK;

@@ -4,17 +4,15 @@
  */
 #include "model.h"
 
-#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "chat_template.h"
+#include "clock.h"
 #include "cuda_module.h"
-
-#define TOKENIZER_CONFIG_MAX (64u << 20)  /* a tokenizer_config.json is kilobytes; refuse giants */
-#define TEMPLATE_MAX (16u << 20)
 
 void rm_params_init(rm_params *p) {
     if (!p) return;
@@ -46,83 +44,17 @@ static rm_status params_copy(rm_params *dst, const rm_params *src, rm_err *err) 
     return RM_OK;
 }
 
-/* A token in tokenizer_config.json is a string or an AddedToken object {"content": ...}. */
-static rm_status token_field(json_t *root, const char *key, const char *path, char **out, rm_err *err) {
-    json_t *v = json_object_get(root, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return RM_OK;
-    if (json_is_object(v)) v = json_object_get(v, "content");
-    if (!json_is_string(v))
-        return rm_fail(err, RM_ERR_FORMAT, "%s: field \"%s\" must be a string or {\"content\": string}", path,
-                       key);
-    *out = rm_strndup(json_string_value(v), json_string_length(v));
-    return *out ? RM_OK : rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", path);
-}
-
-/* The template text: params override, then chat_template.jinja, then tokenizer_config.json's
- * "chat_template" (a string, or a list of {name, template} of which "default" is used). */
+/* The chat template (params override, then the directory's) and the BOS / EOS strings. */
 static rm_status load_tokenizer_config(rm_model *m, const rm_params *p, rm_err *err) {
-    rm_status st = RM_OK;
-    char *tc_path = rm_path_join(m->path, "tokenizer_config.json");
-    char *jinja_path = rm_path_join(m->path, "chat_template.jinja");
-    char *text = NULL, *tmpl = NULL;
-    size_t len = 0, tmpl_len = 0;
-    json_t *root = NULL;
-    if (!tc_path || !jinja_path) { st = rm_fail(err, RM_ERR_NOMEM, "out of memory"); goto done; }
-
-    struct stat sb;
-    if (stat(tc_path, &sb) == 0) {
-        if ((st = rm_read_file(tc_path, TOKENIZER_CONFIG_MAX, &text, &len, err)) != RM_OK) goto done;
-        if ((st = rm_json_parse(text, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, tc_path, &root, err))) goto done;
-        if (!json_is_object(root)) {
-            st = rm_fail(err, RM_ERR_FORMAT, "%s: must hold a JSON object", tc_path);
-            goto done;
-        }
-        if ((st = token_field(root, "bos_token", tc_path, &m->bos_token, err)) != RM_OK) goto done;
-        if ((st = token_field(root, "eos_token", tc_path, &m->eos_token, err)) != RM_OK) goto done;
-    }
-
-    if (p->chat_template) {
-        tmpl = rm_strdup(p->chat_template);
-        if (!tmpl) { st = rm_fail(err, RM_ERR_NOMEM, "out of memory"); goto done; }
-        tmpl_len = strlen(tmpl);
-    } else if (stat(jinja_path, &sb) == 0) {
-        if ((st = rm_read_file(jinja_path, TEMPLATE_MAX, &tmpl, &tmpl_len, err)) != RM_OK) goto done;
-    } else if (root) {
-        json_t *ct = json_object_get(root, "chat_template");
-        if (json_is_array(ct)) {
-            size_t i;
-            json_t *e, *pick = NULL;
-            json_array_foreach(ct, i, e) {
-                const char *name = json_string_value(json_object_get(e, "name"));
-                if (name && strcmp(name, "default") == 0) pick = json_object_get(e, "template");
-            }
-            ct = pick;
-        }
-        if (json_is_string(ct)) {
-            tmpl = rm_strndup(json_string_value(ct), json_string_length(ct));
-            if (!tmpl) { st = rm_fail(err, RM_ERR_NOMEM, "out of memory"); goto done; }
-            tmpl_len = json_string_length(ct);
-        } else if (ct && !json_is_null(ct)) {
-            st = rm_fail(err, RM_ERR_FORMAT, "%s: field \"chat_template\" must be a string or a list of "
-                         "{\"name\", \"template\"} with a \"default\" entry", tc_path);
-            goto done;
-        }
-    }
-    if (!tmpl) {
-        st = rm_fail(err, RM_ERR_FORMAT, "%s: no chat template: neither chat_template.jinja nor "
-                     "\"chat_template\" in tokenizer_config.json (set rm_params.chat_template)", m->path);
-        goto done;
-    }
-    if ((st = rm_template_parse(&m->chat_template, tmpl, tmpl_len, err)) != RM_OK)
-        rm_err_prefix(err, "%s", p->chat_template ? "rm_params.chat_template"
-                                 : stat(jinja_path, &sb) == 0 ? jinja_path : tc_path);
-done:
-    json_decref(root);
-    rm_mfree(text);
-    rm_mfree(tmpl);
-    rm_mfree(tc_path);
-    rm_mfree(jinja_path);
+    rm_chat_template_src src;
+    rm_status st = rm_chat_template_read(m->path, p->chat_template, &src, err);
+    if (st) return st;
+    m->bos_token = src.bos_token;
+    m->eos_token = src.eos_token;
+    src.bos_token = src.eos_token = NULL;
+    if ((st = rm_template_parse(&m->chat_template, src.text, src.len, err)) != RM_OK)
+        rm_err_prefix(err, "%s", src.origin);
+    rm_chat_template_src_free(&src);
     return st;
 }
 
@@ -175,8 +107,18 @@ static rm_status pick_engine(rm_model *m, const rm_params *p, rm_err *err) {
     return RM_OK;
 }
 
+/* The caller's own mistakes, refused before any file is read: a bad value
+ * costs nothing to report, not the seconds a large checkpoint takes to map. */
+static rm_status params_check(const rm_params *p, rm_err *err) {
+    if (p->now && rm_clock_parse(p->now, "rm_params.now", NULL, err) != RM_OK) return RM_ERR_INVALID_ARG;
+    if (p->max_tokens < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.max_tokens is negative");
+    if (p->n_threads < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.n_threads is negative");
+    return RM_OK;
+}
+
 static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err *err) {
     rm_status st;
+    if ((st = params_check(p, err)) != RM_OK) return st;
     m->path = rm_strdup(path);
     if (!m->path) return rm_fail(err, RM_ERR_NOMEM, "out of memory");
     struct stat sb;
@@ -207,13 +149,11 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
     if (p->now) {
         if (!(m->now = rm_strdup(p->now))) return rm_fail(err, RM_ERR_NOMEM, "out of memory");
     }
-    if (p->max_tokens < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.max_tokens is negative");
     m->n_ctx = m->cfg.max_pos;
     if (p->max_tokens > 0 && p->max_tokens < m->n_ctx) m->n_ctx = p->max_tokens;
 
     if ((st = rm_heads_init(m, p, err)) != RM_OK) return st;
     if ((st = pick_engine(m, p, err)) != RM_OK) return st;
-    if (p->n_threads < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.n_threads is negative");
     rm_engine_opts opts = {.n_threads = p->n_threads, .dtype = m->dtype, .gpu = p->gpu,
                            .max_device_bytes = p->max_device_bytes};
     return m->engine_ops->create(&m->engine, &m->cfg, &m->mw, &opts, err);

@@ -80,13 +80,14 @@ static rm_status item_check(const rm_model *m, const rm_item *it, size_t stride,
         return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.struct_size is %zu, the first item's %zu: one array, one size",
                        it->struct_size, stride);
     if (it->n_principles && !m->cfg.is_causal_lm)
-        return rm_fail(err, RM_ERR_INVALID_ARG, "principles given, but %s is a classification model (%s): "
-                       "principle scoring needs a causal LM", m->path, m->cfg.architecture);
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.principles: principle scoring needs a causal LM, but %s "
+                       "is a classification model (%s)", m->path, m->cfg.architecture);
     if (it->n_principles && (m->yes_id < 0 || m->no_id < 0))
-        return rm_fail(err, RM_ERR_INVALID_ARG, "principle head: the Yes/No tokens are not in the vocabulary "
-                       "(set rm_params.yes_token / no_token)");
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.principles: the principle head's Yes/No tokens are not in "
+                       "the vocabulary (set rm_params.yes_token / no_token)");
     if (!it->n_principles && m->principle_only)
-        return rm_fail(err, RM_ERR_INVALID_ARG, "the principle head needs at least one principle per item");
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_item.principles is empty, but the principle head "
+                       "(rm_params.head) needs at least one principle per item");
     return RM_OK;
 }
 

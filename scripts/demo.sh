@@ -14,4 +14,8 @@ if [ -z "$MODEL" ]; then
     [ -f "$MODEL/model.safetensors" ] || python3 scripts/make_demo_model.py "$MODEL"
 fi
 echo "== scoring $INPUT with $MODEL" >&2
-"$BUILD/bin/nimreward-score" --model "$MODEL" -i "$INPUT" ${DEMO_FLAGS:-}
+# The JSON lines go to stdout as they are; a person reads the preview on stderr.
+scored=$("$BUILD/bin/nimreward-score" --model "$MODEL" -i "$INPUT" ${DEMO_FLAGS:-}) && rc=0 || rc=$?
+[ -n "$scored" ] && printf '%s\n' "$scored"
+[ -n "$scored" ] && printf '%s\n' "$scored" | python3 scripts/demo_preview.py "$INPUT" >&2
+exit "$rc"

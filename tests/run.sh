@@ -8,10 +8,19 @@
 set -u
 cd "$(dirname "$0")/.."
 MODE=${1:-}
-# Python tests run in the project's virtual environment (scripts/install-deps.sh).
-PY=python3
-[ -x .venv/bin/python ] && PY=.venv/bin/python
+# Python tests run in the project's virtual environment, .venv, made by
+# scripts/install-deps.sh (jinja2 at the pinned version, pytest, openai);
+# without it they report skipped rather than run with whatever python3 has.
+PY=.venv/bin/python
+[ -x "$PY" ] || echo "== no .venv: the Python tests will report skipped (scripts/install-deps.sh creates it)" >&2
 passed=0; failed=0; skipped=0; broken=()
+# The fixtures (tiny real checkpoints and transformers' outputs) are read in
+# place; without them the tests that need them report skips, said once here.
+fixtures=${RM_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
+if [ ! -d "$fixtures/models" ] || [ ! -d "$fixtures/reference" ]; then
+    echo "== no fixtures at $fixtures: they are expected in ../shared/fixtures beside the repository," >&2
+    echo "   or wherever RM_FIXTURES=DIR points. The tests that need them will report skipped." >&2
+fi
 
 run() {   # run NAME CMD...: one program, its summary line added to the totals
     local name=$1; shift
@@ -44,7 +53,8 @@ suite() {   # suite BUILD_DIR QUICK SANITIZED
     for s in tests/test_*.sh tests/test_*.py; do
         [ -e "$s" ] || continue
         case "$s" in
-            *.py) run "$tag$(basename "$s")" "$PY" "$s" ;;
+            *.py) if [ -x "$PY" ]; then run "$tag$(basename "$s")" "$PY" "$s"
+                  else run "$tag$(basename "$s")" echo "$(basename "$s" .py): 0 passed, 0 failed, 1 skipped (no .venv: scripts/install-deps.sh creates it)"; fi ;;
             *) run "$tag$(basename "$s")" bash "$s" ;;
         esac
     done
@@ -56,7 +66,7 @@ case "$MODE" in
     --all)
         suite "${BUILD:-build}" 0 0
         echo "== the suite again under AddressSanitizer + UndefinedBehaviorSanitizer" >&2
-        if make -s san-build >/dev/null; then suite build-san 1 1; else failed=$((failed + 1)); broken+=("san-build"); fi
+        if ${MAKE:-make} -s san-build >/dev/null; then suite build-san 1 1; else failed=$((failed + 1)); broken+=("san-build"); fi
         echo "== fuzzing, a short fixed budget per harness" >&2
         run fuzz tests/fuzz/run.sh
         ;;

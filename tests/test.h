@@ -3,7 +3,8 @@
  * "name: N passed, N failed" last; tests/run.sh adds them up. A program
  * that cannot run here (no GPU, no fixtures) prints the skip line
  * "name: 0 passed, 0 failed, N skipped (why)" with test_skip() and exits 0.
- * Fixtures are read in place from ../shared/fixtures (RM_FIXTURES overrides).
+ * Fixtures are read in place from ../shared/fixtures (RM_FIXTURES overrides);
+ * without them a test skips its fixture parts (test_have_fixtures()).
  */
 #ifndef RM_TEST_H
 #define RM_TEST_H
@@ -11,8 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static int test_passed, test_failed;
+static int test_passed, test_failed, test_skipped_fixtures;
 
 #define CHECK(cond, ...)                                                          \
     do {                                                                          \
@@ -38,6 +40,19 @@ static inline const char *fixture(const char *rel) {
     return path;
 }
 
+/* 1 when the fixtures folder is there (its models/ and reference/). Where it
+ * is not, a test counts the parts it cannot run with test_skip_fixtures()
+ * and runs the rest: the suite then reports skips, not failures
+ * (tests/run.sh says once, up front, where the fixtures were expected). */
+static inline int test_have_fixtures(void) {
+    struct stat a, b;
+    return stat(fixture("models"), &a) == 0 && S_ISDIR(a.st_mode) && stat(fixture("reference"), &b) == 0 &&
+           S_ISDIR(b.st_mode);
+}
+
+/* Counts n checks (or parts) not run for want of the fixtures; test_summary() reports them. */
+static inline void test_skip_fixtures(int n) { test_skipped_fixtures += n; }
+
 /* Seed: fixed and printed, overridable with RM_SEED, so a failure replays. */
 static inline unsigned long long test_seed(void) {
     const char *s = getenv("RM_SEED");
@@ -47,7 +62,11 @@ static inline unsigned long long test_seed(void) {
 }
 
 static inline int test_summary(const char *name) {
-    printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
+    if (test_skipped_fixtures)
+        printf("%s: %d passed, %d failed, %d skipped (no fixtures at %s: set RM_FIXTURES)\n", name, test_passed,
+               test_failed, test_skipped_fixtures, test_fixtures());
+    else
+        printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed != 0;
 }
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-from testlib import check, summary
+from testlib import check, no_fixtures, skip, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
@@ -30,6 +30,8 @@ def rows(name):
 
 
 def main():
+    if no_fixtures():
+        return skip("test_cli", 34, no_fixtures())
     seqcls = os.path.join(FIX, "models", "tiny-llama3-seqcls")
     causal = os.path.join(FIX, "models", "tiny-llama3-causal")
     ref = rows("tiny-llama3-seqcls.reference.jsonl")[:4]

@@ -299,9 +299,13 @@ static void test_alloc_failures(void) {
 }
 
 int main(void) {
-    test_fixture_configs();
+    if (test_have_fixtures()) {
+        test_fixture_configs();
+        test_alloc_failures();
+    } else {
+        test_skip_fixtures(2);
+    }
     test_defaults();
     test_errors();
-    test_alloc_failures();
     return test_summary("test_config");
 }

@@ -23,12 +23,12 @@ check "header compiles as C" 'echo "#include \"nimreward.h\"" | cc -std=c99 -Wal
 check "header compiles as C++" 'echo "#include \"nimreward.h\"" | c++ -Wall -Werror -Iinclude -x c++ -c - -o /dev/null'
 if [ "${RM_SANITIZED:-0}" != 1 ]; then   # install runs make, which would relink the sanitized build plainly
 tmp=$(mktemp -d)
-check "make install honours DESTDIR and PREFIX" 'make -s install DESTDIR="$tmp" PREFIX=/opt/rm BUILD="$BUILD" >/dev/null && [ -f "$tmp/opt/rm/include/nimreward.h" ] && [ -e "$tmp/opt/rm/lib/libnimreward.so.$major" ] && [ -f "$tmp/opt/rm/lib/pkgconfig/nimreward.pc" ]'
+check "make install honours DESTDIR and PREFIX" '${MAKE:-make} -s install DESTDIR="$tmp" PREFIX=/opt/rm BUILD="$BUILD" >/dev/null && [ -f "$tmp/opt/rm/include/nimreward.h" ] && [ -e "$tmp/opt/rm/lib/libnimreward.so.$major" ] && [ -f "$tmp/opt/rm/lib/pkgconfig/nimreward.pc" ]'
 check "nimreward.pc names no CUDA library" '! grep -Eiq "cuda|cublas|nccl|cudnn" "$tmp/opt/rm/lib/pkgconfig/nimreward.pc"'
 if [ -f "$BUILD/lib/nimreward/libnimreward-cuda.so" ]; then
     check "make install puts the CUDA module in LIBDIR/nimreward" '[ -f "$tmp/opt/rm/lib/nimreward/libnimreward-cuda.so" ]'
 fi
-check "make uninstall removes it" 'make -s uninstall DESTDIR="$tmp" PREFIX=/opt/rm BUILD="$BUILD" >/dev/null && [ ! -e "$tmp/opt/rm/include/nimreward.h" ] && [ ! -e "$tmp/opt/rm/lib/nimreward/libnimreward-cuda.so" ]'
+check "make uninstall removes it" '${MAKE:-make} -s uninstall DESTDIR="$tmp" PREFIX=/opt/rm BUILD="$BUILD" >/dev/null && [ ! -e "$tmp/opt/rm/include/nimreward.h" ] && [ ! -e "$tmp/opt/rm/lib/nimreward/libnimreward-cuda.so" ]'
 rm -rf "$tmp"
 fi
 echo "test_exports: $pass passed, $fail failed"

@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+from testlib import no_fixtures, sanitizer_preload, skip
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUITE = os.path.join(HERE, "python")
 
@@ -65,8 +67,13 @@ def sanitized_cpp_example():
 
 
 def main():
+    if no_fixtures():
+        return skip("test_python", count_tests(), no_fixtures())
     if os.environ.get("RM_SANITIZED") == "1":
-        return sanitized_cpp_example()
+        # The whole suite with libasan preloaded (re-executes this script);
+        # where that cannot be done, the C++ example alone.
+        if sanitizer_preload("test_python", count_tests()) is not None:
+            return sanitized_cpp_example()
     import pytest
     outcomes = Outcomes()
     code = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", SUITE, SUITE, *sys.argv[1:]],

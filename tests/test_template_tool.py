@@ -56,7 +56,7 @@ def main():
     if len(out) == 6:
         check(out[0] == {"rendered": "one"} and out[5] == {"rendered": "six"}, "order: %r" % out)
         check(all("error" in out[i] for i in (1, 2, 3, 4)), "error lines: %r" % out)
-        check(out[3].get("error") == "no system", "raise_exception message: %r" % out[3])
+        check(out[3].get("error") == "line 4: no system", "raise_exception message: %r" % out[3])
     raw = subprocess.run([TOOL, "--template", "/nonexistent/x.jinja"], input=b"", capture_output=True)
     check(raw.returncode == 1 and b"x.jinja" in raw.stderr, "missing template: exit %d" % raw.returncode)
     rc, out, err = run("{% for x in %}", "{}\n")

@@ -37,6 +37,7 @@ sys.path.insert(0, HERE)
 
 import gen_conversations  # noqa: E402
 import jinja_reference  # noqa: E402
+from testlib import no_fixtures, skip  # noqa: E402
 
 REPO_ROOT = os.path.dirname(HERE)
 
@@ -239,6 +240,8 @@ def compare(report, template, where, expected, got, conv):
 
 
 def main():
+    if no_fixtures():   # the templates and transformers' renderings are fixtures
+        return skip("test_templates_diff", 1, no_fixtures())
     seed_env = os.environ.get("RM_SEED")
     seed = int(seed_env) if seed_env else random.SystemRandom().randrange(2**31)
     quick = os.environ.get("RM_QUICK", "0") not in ("", "0")

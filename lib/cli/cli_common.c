@@ -13,9 +13,20 @@
 
 
 FILE *cli_open_in(const char *path) {
-    if (!path || strcmp(path, "-") == 0) return stdin;
-    FILE *f = fopen(path, "rb");
-    if (!f) fprintf(stderr, "error: %s: cannot open for reading: %s\n", path, strerror(errno));
+    int is_stdin = !path || strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "error: %s: cannot open for reading: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    /* A directory opens, then reads as an empty input: say so instead of succeeding with no output. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "error: %s: is a directory (give a JSON-lines file, or - for stdin)\n",
+                is_stdin ? "standard input" : path);
+        if (!is_stdin) fclose(f);
+        return NULL;
+    }
     return f;
 }
 
@@ -26,16 +37,39 @@ FILE *cli_open_out(const char *path) {
     return f;
 }
 
-long cli_read_line(FILE *in, char **line, size_t *cap) {
-    ssize_t n = getline(line, cap, in);
+long cli_reader_next(cli_reader *r, const char **line) {
+    ssize_t n = getline(&r->buf, &r->cap, r->f);
     if (n < 0) return -1;
-    while (n > 0 && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r')) (*line)[--n] = 0;
+    r->line_no++;
+    char *s = r->buf;
+    if (n > 0 && s[n - 1] == '\n') s[--n] = 0;
+    if (n > 0 && s[n - 1] == '\r') s[--n] = 0;
+    if (r->line_no == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) s += 3, n -= 3;   /* the BOM */
+    *line = s;
     return (long)n;
 }
 
-json_t *cli_parse_line(const char *line, size_t len, char *err, size_t n) {
+int cli_reader_failed(cli_reader *r, const char *path) {
+    if (!ferror(r->f)) return 0;
+    fprintf(stderr, "error: reading %s: %s\n", path && strcmp(path, "-") ? path : "standard input", strerror(errno));
+    return 1;
+}
+
+void cli_reader_free(cli_reader *r) {
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = 0;
+}
+
+json_t *cli_parse_line(const char *line, size_t len, size_t flags, char *err, size_t n) {
+    size_t blank = 0;
+    while (blank < len && strchr(" \t\r\n\f\v", line[blank]) && line[blank]) blank++;
+    if (blank == len) {
+        snprintf(err, n, len ? "the line holds only whitespace" : "empty line");
+        return NULL;
+    }
     json_error_t je;
-    json_t *v = json_loadb(line, len, 0, &je);
+    json_t *v = json_loadb(line, len, flags, &je);
     if (!v) {
         snprintf(err, n, "invalid JSON at column %d: %s", je.column, je.text);
         return NULL;
@@ -48,14 +82,54 @@ json_t *cli_parse_line(const char *line, size_t len, char *err, size_t n) {
     return v;
 }
 
+/* One JSON value, compact, as jansson writes it except for real numbers. */
+static int write_value(FILE *f, json_t *v) {
+    char num[40];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *item;
+        int first = 1;
+        if (fputc('{', f) == EOF) return -1;
+        json_object_foreach(v, key, item) {
+            json_t *k = json_string(key);   /* keys are valid UTF-8: jansson checked them */
+            int rc = !k || (!first && fputc(',', f) == EOF) || write_value(f, k) || fputc(':', f) == EOF ||
+                     write_value(f, item);
+            json_decref(k);
+            if (rc) return -1;
+            first = 0;
+        }
+        return fputc('}', f) == EOF ? -1 : 0;
+    }
+    case JSON_ARRAY:
+        if (fputc('[', f) == EOF) return -1;
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if ((i && fputc(',', f) == EOF) || write_value(f, json_array_get(v, i))) return -1;
+        return fputc(']', f) == EOF ? -1 : 0;
+    case JSON_REAL:
+        cli_format_double(num, sizeof num, json_real_value(v));
+        if (!strpbrk(num, ".en")) strcat(num, ".0");   /* 2 would read back as an integer */
+        return fputs(num, f) < 0 ? -1 : 0;
+    default: {   /* strings, integers, true, false, null: jansson's own encoding */
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        int rc = !s || fputs(s, f) < 0;
+        free(s);
+        return rc ? -1 : 0;
+    }
+    }
+}
+
 int cli_write(FILE *out, json_t *obj) {
-    /* 9 significant digits: every float32 score prints exactly, and no noise digits. */
-    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    /* Built in memory first, so a failure midway never leaves half a line. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = obj ? open_memstream(&text, &len) : NULL;
+    int bad = !mem || write_value(mem, obj) != 0;
+    if (mem) bad |= fclose(mem) != 0;
     json_decref(obj);
-    if (!s) return -1;
-    int rc = fputs(s, out) < 0 || fputc('\n', out) == EOF || fflush(out) != 0;
-    free(s);
-    return rc ? -1 : 0;
+    if (!bad) bad = fwrite(text, 1, len, out) != len || fputc('\n', out) == EOF || fflush(out) != 0;
+    free(text);
+    return bad ? -1 : 0;
 }
 
 int cli_write_error(FILE *out, const char *msg) {
@@ -68,6 +142,12 @@ int cli_write_error(FILE *out, const char *msg) {
         o = json_pack("{s:s}", "error", safe);
     }
     return cli_write(out, o);
+}
+
+int cli_write_line_error(FILE *out, long line_no, const char *msg) {
+    char buf[1400];
+    snprintf(buf, sizeof buf, "line %ld: %s", line_no, msg);
+    return cli_write_error(out, buf);
 }
 
 char *cli_format_double(char *buf, size_t n, double v) {
@@ -128,8 +208,8 @@ double cli_now_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void cli_progress_start(cli_progress *p, const char *in_path) {
-    p->enabled = isatty(STDERR_FILENO);
+void cli_progress_start(cli_progress *p, const char *in_path, FILE *out) {
+    p->enabled = isatty(STDERR_FILENO) && !isatty(fileno(out));
     p->start = cli_now_seconds();
     p->total = p->enabled ? cli_count_lines(in_path) : 0;
 }
@@ -180,13 +260,14 @@ void cli_line_clear(cli_line *l) {
     memset(l, 0, sizeof *l);
 }
 
+/* The string at obj[key]; NULL with the message "\"PATH\" is missing" or
+ * "\"PATH\" must be a string", PATH being where.key (or key). */
 static const char *string_field(json_t *obj, const char *key, const char *where, char *err, size_t n) {
     json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) {
-        snprintf(err, n, "%s: \"%s\" must be a string", where, key);
-        return NULL;
-    }
-    return json_string_value(v);
+    if (json_is_string(v)) return json_string_value(v);
+    snprintf(err, n, "\"%s%s%s\" %s", where ? where : "", where ? "." : "", key,
+             v ? "must be a string" : "is missing");
+    return NULL;
 }
 
 static void line_build(cli_line *l, const char *const *default_principles, size_t n_default) {
@@ -204,7 +285,7 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
             json_t *m = json_array_get(msgs, i);
             char where[64];
             snprintf(where, sizeof where, "messages[%zu]", i);
-            if (!json_is_object(m)) { snprintf(l->error, sizeof l->error, "%s must be an object", where); return; }
+            if (!json_is_object(m)) { snprintf(l->error, sizeof l->error, "\"%s\" must be an object", where); return; }
             l->msgs[i].struct_size = sizeof(rm_message);
             if (!(l->msgs[i].role = string_field(m, "role", where, l->error, sizeof l->error))) return;
             if (!(l->msgs[i].content = string_field(m, "content", where, l->error, sizeof l->error))) return;
@@ -213,13 +294,14 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
     } else {
         l->msgs = calloc(2, sizeof *l->msgs);
         if (!l->msgs) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
-        const char *p = string_field(j, "prompt", "line", l->error, sizeof l->error);
-        if (!p) {
-            snprintf(l->error, sizeof l->error, "each line needs \"prompt\" and \"response\" strings, or \"messages\"");
+        const char *p = string_field(j, "prompt", NULL, l->error, sizeof l->error);
+        const char *r = p ? string_field(j, "response", NULL, l->error, sizeof l->error) : NULL;
+        if (!r) {
+            size_t used = strlen(l->error);
+            snprintf(l->error + used, sizeof l->error - used, " (each line has \"prompt\" and \"response\", "
+                     "or \"messages\")");
             return;
         }
-        const char *r = string_field(j, "response", "line", l->error, sizeof l->error);
-        if (!r) return;
         l->msgs[0] = RM_MESSAGE("user", p);
         l->msgs[1] = RM_MESSAGE("assistant", r);
         l->item.n_messages = 2;
@@ -228,7 +310,8 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
     json_t *pr = json_object_get(j, "principles");
     if (pr) {
         if (!json_is_array(pr) || json_array_size(pr) > CLI_MAX_PRINCIPLES) {
-            snprintf(l->error, sizeof l->error, "\"principles\" must be an array of at most %d strings", CLI_MAX_PRINCIPLES);
+            snprintf(l->error, sizeof l->error, "\"principles\" must be an array of at most %d strings",
+                     CLI_MAX_PRINCIPLES);
             return;
         }
         size_t n = json_array_size(pr);
@@ -236,7 +319,10 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
         if (!l->principles) { snprintf(l->error, sizeof l->error, "out of memory"); return; }
         for (size_t i = 0; i < n; i++) {
             json_t *v = json_array_get(pr, i);
-            if (!json_is_string(v)) { snprintf(l->error, sizeof l->error, "principles[%zu] must be a string", i); return; }
+            if (!json_is_string(v)) {
+                snprintf(l->error, sizeof l->error, "\"principles[%zu]\" must be a string", i);
+                return;
+            }
             l->principles[i] = json_string_value(v);
         }
         l->item.principles = l->principles;
@@ -250,7 +336,7 @@ static void line_build(cli_line *l, const char *const *default_principles, size_
 int cli_line_parse(cli_line *l, const char *text, size_t len, const char *const *default_principles,
                    size_t n_default) {
     memset(l, 0, sizeof *l);
-    l->json = cli_parse_line(text, len, l->error, sizeof l->error);
+    l->json = cli_parse_line(text, len, 0, l->error, sizeof l->error);
     if (l->json) line_build(l, default_principles, n_default);
     return l->error[0] ? -1 : 0;
 }

@@ -5,8 +5,8 @@
  *
  * Each input line {"text": "..."} gives one output line {"ids": [...]}, in
  * order: the text as plain text (no BOS, special-token strings not parsed),
- * exactly rm_tokenize(). A bad line gives {"error": "..."} and the tool goes
- * on. Exit status: 0 all lines ok, 3 some lines failed, 1 fatal (tokenizer,
+ * exactly rm_tokenize(). A bad line (an empty one too) gives
+ * {"error": "line N: ..."} and the tool goes on. Exit status: 0 all lines ok, 3 some lines failed, 1 fatal (tokenizer,
  * files), 2 usage. --bench reports the load time and encoding throughput on
  * stderr (the time inside rm_tokenize only, not JSON reading or writing).
  */
@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "  Reads {\"text\": ...} per line, writes {\"ids\": [...]} (plain text, no BOS) or {\"error\": ...}.\n"
             "  --model DIR       use DIR/tokenizer.json\n"
             "  --tokenizer FILE  use FILE\n"
-            "  -i, -o            input / output files (default stdin / stdout)\n"
+            "  -i, -o FILE       input / output JSON lines (default: stdin / stdout)\n"
             "  --bench           print load time and MB/s to stderr\n"
             "Exit: 0 all lines ok, 3 some lines failed, 1 fatal error, 2 usage.\n");
 }
@@ -30,15 +30,13 @@ static void usage(FILE *f) {
 static int tokenize_line(const rm_tokenizer *tok, const char *line, size_t len, long line_no, FILE *out,
                          double *encode_ms, size_t *bytes, size_t *tokens) {
     char msg[1100];
-    json_error_t je;
     /* JSON_ALLOW_NUL: a "\u0000" in the text is a character like any other. */
-    json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
+    json_t *obj = cli_parse_line(line, len, JSON_ALLOW_NUL, msg, sizeof msg);
     json_t *text = json_object_get(obj, "text");
     if (!obj || !json_is_string(text)) {
-        if (!obj) snprintf(msg, sizeof msg, "line %ld: invalid JSON at column %d: %s", line_no, je.column, je.text);
-        else snprintf(msg, sizeof msg, "line %ld: expected {\"text\": \"...\"}", line_no);
+        if (obj) snprintf(msg, sizeof msg, "\"text\" %s", text ? "must be a string" : "is missing");
         json_decref(obj);
-        if (cli_write_error(out, msg) != 0) cli_write_error(out, "bad line");   /* a message jansson refused */
+        cli_write_line_error(out, line_no, msg);
         return 0;
     }
     int32_t *ids = NULL;
@@ -67,8 +65,7 @@ static int tokenize_line(const rm_tokenizer *tok, const char *line, size_t len, 
     rm_ids_free(ids);
     json_decref(obj);
     if (ok) return cli_write(out, result) == 0;
-    snprintf(msg, sizeof msg, "line %ld: %s", line_no, err);
-    cli_write_error(out, msg);
+    cli_write_line_error(out, line_no, err);
     return 0;
 }
 
@@ -76,18 +73,23 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *in_path = NULL, *out_path = NULL;
     int bench = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (strcmp(a, "--model") == 0 && has_value) model = argv[++i];
-        else if (strcmp(a, "--tokenizer") == 0 && has_value) tokenizer = argv[++i];
-        else if (strcmp(a, "-i") == 0 && has_value) in_path = argv[++i];
-        else if (strcmp(a, "-o") == 0 && has_value) out_path = argv[++i];
-        else if (strcmp(a, "--bench") == 0) bench = 1;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = !strcmp(a, "--model") ? &model : !strcmp(a, "--tokenizer") ? &tokenizer
+                           : !strcmp(a, "-i") || !strcmp(a, "--input") ? &in_path
+                           : !strcmp(a, "-o") || !strcmp(a, "--output") ? &out_path : NULL;
+        if (dst) {
+            if (!v) {
+                fprintf(stderr, "error: %s needs a value\n", a);
+                return CLI_USAGE;
+            }
+            *dst = v;
+            i++;
+        } else if (strcmp(a, "--bench") == 0) bench = 1;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return CLI_OK;
         } else {
-            fprintf(stderr, "error: unknown or incomplete option '%s'\n", a);
+            fprintf(stderr, "error: unknown option %s\n", a);
             usage(stderr);
             return CLI_USAGE;
         }
@@ -98,11 +100,16 @@ int main(int argc, char **argv) {
         return CLI_USAGE;
     }
 
+    FILE *in = cli_open_in(in_path);   /* before the tokenizer's load: a wrong -i fails at once */
+    if (!in) return CLI_FATAL;
     char *path = NULL;
     if (model) {
         size_t n = strlen(model);
         path = malloc(n + sizeof "/tokenizer.json");
-        if (!path) return CLI_FATAL;
+        if (!path) {
+            if (in != stdin) fclose(in);
+            return CLI_FATAL;
+        }
         memcpy(path, model, n);
         strcpy(path + n, n && model[n - 1] == '/' ? "tokenizer.json" : "/tokenizer.json");
     }
@@ -112,28 +119,24 @@ int main(int argc, char **argv) {
     rm_status st = rm_tokenizer_load(path ? path : tokenizer, &tok, err, sizeof err);
     double load_ms = (cli_now_seconds() - t0) * 1e3;
     free(path);
-    if (st != RM_OK) {
-        fprintf(stderr, "error: %s\n", err);
-        return CLI_FATAL;
-    }
-    if (bench) fprintf(stderr, "load: %.1f ms\n", load_ms);
-
-    FILE *in = cli_open_in(in_path), *out = in ? cli_open_out(out_path) : NULL;
-    if (!in || !out) {
-        if (in && in != stdin) fclose(in);
+    FILE *out = st == RM_OK ? cli_open_out(out_path) : NULL;
+    if (!out) {
+        if (st != RM_OK) fprintf(stderr, "error: %s\n", err);
+        if (in != stdin) fclose(in);
         rm_tokenizer_free(tok);
         return CLI_FATAL;
     }
-    char *line = NULL;
-    size_t cap = 0, bytes = 0, tokens = 0;
-    long len, line_no = 0, failed = 0;
+    if (bench) fprintf(stderr, "load: %.1f ms\n", load_ms);
+    cli_reader reader = {.f = in};
+    const char *line;
+    size_t bytes = 0, tokens = 0;
+    long len, failed = 0;
     double encode_ms = 0;
-    while ((len = cli_read_line(in, &line, &cap)) >= 0) {
-        line_no++;
-        if (!tokenize_line(tok, line, (size_t)len, line_no, out, &encode_ms, &bytes, &tokens)) failed++;
-    }
-    int write_failed = ferror(out) || fflush(out) != 0;
-    free(line);
+    while ((len = cli_reader_next(&reader, &line)) >= 0)
+        if (!tokenize_line(tok, line, (size_t)len, reader.line_no, out, &encode_ms, &bytes, &tokens)) failed++;
+    int read_failed = cli_reader_failed(&reader, in_path), write_failed = ferror(out) || fflush(out) != 0;
+    long line_no = reader.line_no;
+    cli_reader_free(&reader);
     if (in != stdin) fclose(in);
     if (out != stdout && fclose(out) != 0) write_failed = 1;
     rm_tokenizer_free(tok);
@@ -141,10 +144,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "encode: %ld lines, %zu bytes, %zu tokens in %.1f ms = %.2f MB/s, %.2f M tokens/s\n", line_no,
                 bytes, tokens, encode_ms, encode_ms > 0 ? bytes / 1e3 / encode_ms : 0.0,
                 encode_ms > 0 ? tokens / 1e3 / encode_ms : 0.0);
-    if (write_failed) {
-        fprintf(stderr, "error: writing the output failed\n");
-        return CLI_FATAL;
-    }
+    if (write_failed) fprintf(stderr, "error: writing the output failed\n");
+    if (write_failed || read_failed) return CLI_FATAL;
     if (failed) fprintf(stderr, "%ld of %ld lines failed\n", failed, line_no);
     return failed ? CLI_SOME_FAILED : CLI_OK;
 }

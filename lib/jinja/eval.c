@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "jinja/unicode.h"
+#include "clock.h"
 
 /* statement results */
 #define EX_OK 0
@@ -1526,17 +1527,9 @@ int jstrftime_now(jctx *ctx, const jstr *fmt, jval *out) {
     memset(&tm, 0, sizeof tm);
     long micro = 0;
     if (ctx->now) {
-        int Y, M, D, h = 0, m = 0, sec = 0;
-        if (sscanf(ctx->now, "%d-%d-%dT%d:%d:%d", &Y, &M, &D, &h, &m, &sec) < 3)
-            return jfail(ctx, RM_ERR_INVALID_ARG, "the fixed clock '%s' is not YYYY-MM-DDTHH:MM:SS", ctx->now);
-        tm.tm_year = Y - 1900;
-        tm.tm_mon = M - 1;
-        tm.tm_mday = D;
-        tm.tm_hour = h;
-        tm.tm_min = m;
-        tm.tm_sec = sec;
-        time_t t = timegm(&tm);   /* normalises and fills tm_wday / tm_yday */
-        gmtime_r(&t, &tm);
+        rm_err e = {0};
+        if (rm_clock_parse(ctx->now, "now", &tm, &e) != RM_OK)
+            return jfail(ctx, e.status, "%s", e.msg);
     } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
