@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pack/pack.h"
+#include "parallel/tp.h"
+
 #define TOKENIZER_CONFIG_MAX (64u << 20)  /* a tokenizer_config.json is kilobytes; refuse giants */
 #define TEMPLATE_MAX (16u << 20)
 
@@ -22,6 +25,8 @@ void rm_params_init(rm_params *p) {
     p->head = RM_HEAD_AUTO;
     p->logits_begin = -1;
     p->logits_end = -1;
+    p->rank = -1;
+    p->local_rank = -1;
 }
 
 void rm_item_init(rm_item *item) {
@@ -157,8 +162,12 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
     rm_mfree(cfg_path);
     if (st != RM_OK) return st;
 
-    if ((st = rm_weights_open(&m->weights, path, err)) != RM_OK) return st;
-    if ((st = rm_model_weights_bind(&m->mw, m->weights, &m->cfg, err)) != RM_OK) return st;
+    if (rm_pack_present(path)) {   /* the ranks read their own files when the engine is made */
+        if ((st = rm_pack_open(&m->pack, path, err)) != RM_OK) return st;
+    } else {
+        if ((st = rm_weights_open(&m->weights, path, err)) != RM_OK) return st;
+        if ((st = rm_model_weights_bind(&m->mw, m->weights, &m->cfg, err)) != RM_OK) return st;
+    }
 
     char *tok_path = rm_path_join(path, "tokenizer.json");
     if (!tok_path) return rm_fail(err, RM_ERR_NOMEM, "out of memory");
@@ -184,7 +193,15 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
     if (p->n_threads < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.n_threads is negative");
     rm_engine_opts opts = {.n_threads = p->n_threads, .dtype = m->dtype, .gpu = p->gpu,
                            .max_device_bytes = p->max_device_bytes};
-    return m->engine_ops->create(&m->engine, &m->cfg, &m->mw, &opts, err);
+    rm_tp_plan plan;
+    if (p->tp != 0 || m->pack) {   /* tensor parallel: the tp engine runs the chosen engine on each rank */
+        if ((st = rm_tp_plan_make(&plan, p, &m->cfg, &m->mw, m->pack, m->device, m->engine_ops, err))) return st;
+        opts.tp = &plan;
+        m->engine_ops = &rm_engine_tp;
+    }
+    if ((st = m->engine_ops->create(&m->engine, &m->cfg, &m->mw, &opts, err))) return st;
+    if (m->pack) rm_engine_tp_head_weights(m->engine, &m->mw);
+    return RM_OK;
 }
 
 rm_status rm_load(const char *path, const rm_params *params, rm_model **out, char *errmsg, size_t errmsg_size) {
@@ -225,6 +242,7 @@ void rm_free(rm_model *m) {
     rm_tok_free(m->tok);
     rm_model_weights_free(&m->mw);
     rm_weights_close(m->weights);
+    rm_pack_close(m->pack);
     rm_config_free(&m->cfg);
     rm_mfree(m->bos_token);
     rm_mfree(m->eos_token);
