@@ -9,9 +9,11 @@
  *
  * A rank file: the 8-byte magic "NRPACK01", the data (zstd frames), the
  * index (JSON: each tensor's name, dtype, shape, byte-plane split, and per
- * chunk its offset, stored size and XXH64 of the raw bytes), then a 24-byte
- * trailer (index offset, index length, "NRPKEND1"). The manifest records each
- * file's size and its index's XXH64. docs/parallel.md has the details.
+ * chunk its offset, stored size, and the XXH64 of its raw bytes and of its
+ * stored bytes), then a 24-byte trailer (index offset, index length,
+ * "NRPKEND1"). The manifest records each file's size and its index's XXH64,
+ * so every byte of a rank file is covered by a checksum or a check.
+ * docs/parallel.md has the details.
  *   pack_format.c  names, the layout constants, the byte-plane transform
  *   pack_write.c   checkpoint -> pack
  *   pack_read.c    pack -> a rank's tensors

@@ -208,7 +208,7 @@ typedef struct chunk_job {
     uint8_t *dst;
     size_t raw_len;
     size_t width;               /* byte planes (1: none) */
-    uint64_t hash;
+    uint64_t hash, stored_hash; /* XXH64 of the raw bytes, of the stored (compressed) bytes */
 } chunk_job;
 
 static uint64_t get_u64(const uint8_t *p) {
@@ -261,10 +261,12 @@ static rm_status parse_tensor(const rm_pack *p, const char *path, json_t *e, siz
         json_t *c = json_array_get(chunks, k);
         int64_t off, len;
         uint64_t h;
-        if (!json_is_array(c) || json_array_size(c) != 3 || !get_count(json_array_get(c, 0), 8, INT64_MAX, &off) ||
+        if (!json_is_array(c) || json_array_size(c) != 4 || !get_count(json_array_get(c, 0), 8, INT64_MAX, &off) ||
             !get_count(json_array_get(c, 1), 1, INT64_MAX, &len) ||
-            !parse_hex64(json_string_value(json_array_get(c, 2)), &h))
-            return rm_fail(err, RM_ERR_FORMAT, "%s: tensor \"%s\": chunk %zu must be [offset, bytes, xxh64]", path, name, k);
+            !parse_hex64(json_string_value(json_array_get(c, 2)), &h) ||
+            !parse_hex64(json_string_value(json_array_get(c, 3)), &h))
+            return rm_fail(err, RM_ERR_FORMAT, "%s: tensor \"%s\": chunk %zu must be [offset, bytes, xxh64 raw, xxh64 "
+                           "stored]", path, name, k);
         if ((uint64_t)off > data_end || (uint64_t)len > data_end - (uint64_t)off)
             return rm_fail(err, RM_ERR_FORMAT, "%s: tensor \"%s\": chunk %zu [%lld, +%lld] lies outside the data "
                            "section (%llu bytes)", path, name, k, (long long)off, (long long)len,
@@ -320,7 +322,7 @@ static rm_status map_rank(const rm_pack *p, const pack_file *pf, const char *pat
 static rm_status decompress_all(const rm_pack *p, const char *path, const rm_pack_rank *r, const chunk_job *jobs,
                                 size_t n_jobs, int n_threads, rm_err *err) {
     size_t bad = SIZE_MAX;
-    int bad_kind = 0;           /* 1 zstd error, 2 wrong size, 3 checksum, 4 no memory */
+    int bad_kind = 0;           /* 1 zstd error, 2 wrong size, 3 checksum, 4 no memory, 5 stored checksum */
     size_t bad_code = 0;
     uint64_t bad_hash = 0;
 #pragma omp parallel num_threads(n_threads)
@@ -335,6 +337,8 @@ static rm_status decompress_all(const rm_pack *p, const char *path, const rm_pac
             uint64_t h = 0;
             if (!dc || !tmp) {
                 kind = 4;
+            } else if ((h = XXH64(c->src, c->src_len, 0)) != c->stored_hash) {
+                kind = 5;   /* caught before zstd reads it: every stored byte counts, even one zstd would skip */
             } else {
                 uint8_t *into = c->width > 1 ? tmp : c->dst;
                 code = ZSTD_decompressDCtx(dc, into, c->raw_len, c->src, c->src_len);
@@ -368,6 +372,10 @@ static rm_status decompress_all(const rm_pack *p, const char *path, const rm_pac
         return rm_fail(err, RM_ERR_FORMAT, "%s: tensor \"%s\": chunk %zu of %zu: checksum mismatch (XXH64 %016llx, "
                        "the index says %016llx): the file is corrupt", path, t->name, c->k, n_chunks,
                        (unsigned long long)bad_hash, (unsigned long long)c->hash);
+    case 5:
+        return rm_fail(err, RM_ERR_FORMAT, "%s: tensor \"%s\": chunk %zu of %zu: checksum mismatch of its stored bytes "
+                       "(XXH64 %016llx, the index says %016llx): the file is corrupt", path, t->name, c->k, n_chunks,
+                       (unsigned long long)bad_hash, (unsigned long long)c->stored_hash);
     default:
         return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory for decompression", path);
     }
@@ -446,6 +454,7 @@ rm_status rm_pack_read_rank(const rm_pack *p, int rank, int n_threads, rm_pack_r
                 jb->raw_len = t->n_bytes - off < p->chunk_bytes ? t->n_bytes - off : p->chunk_bytes;
                 jb->width = width > 1 && jb->raw_len % es == 0 ? width : 1;
                 parse_hex64(json_string_value(json_array_get(c, 2)), &jb->hash);
+                parse_hex64(json_string_value(json_array_get(c, 3)), &jb->stored_hash);
             }
             at += (t->n_bytes + 63) & ~(size_t)63;
         }

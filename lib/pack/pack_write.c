@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ static const char *const copied_files[] = {
     "generation_config.json", "special_tokens_map.json",
 };
 
-/* Chunks compressed per round: bounds the compressed bytes held in memory. */
+/* Chunks compressed per round: bounds the compressed bytes held in memory
+ * (64 x 4 MiB) while giving every thread work. */
 #define CHUNKS_PER_ROUND 64
 
 typedef struct writer {
@@ -44,6 +46,9 @@ typedef struct writer {
     json_t *tensors;            /* the index's tensor list */
     rm_pack_stats *stats;
     rm_err *err;
+    ZSTD_CCtx **cctx;           /* one per thread, made once */
+    uint8_t **tmp;              /* one chunk per thread: the byte planes */
+    uint8_t **out;              /* CHUNKS_PER_ROUND compressed chunks */
 } writer;
 
 static int online_cores(void) {
@@ -76,25 +81,14 @@ static rm_status choose_planes(writer *w, const char *name, const uint8_t *data,
     *width = 1;
     if (es == 1 || w->o->planes == 0 || n == 0) return RM_OK;
     if (w->o->planes == 1) return *width = es, RM_OK;
-    size_t len = n < RM_PACK_CHUNK_BYTES ? n : RM_PACK_CHUNK_BYTES, cap = ZSTD_compressBound(len);
-    uint8_t *a = rm_malloc(cap), *tmp = rm_malloc(len);
-    ZSTD_CCtx *cc = ZSTD_createCCtx();
-    rm_status st = RM_OK;
-    if (!a || !tmp || !cc) {
-        st = rm_fail(w->err, RM_ERR_NOMEM, "%s: tensor \"%s\": out of memory", w->path, name);
-    } else {
-        size_t plain = compress_chunk(cc, a, cap, data, len, 1, tmp, w->level);
-        size_t split = compress_chunk(cc, a, cap, data, len, es, tmp, w->level);
-        if (ZSTD_isError(plain) || ZSTD_isError(split))
-            st = rm_fail(w->err, RM_ERR_INTERNAL, "%s: tensor \"%s\": zstd: %s", w->path, name,
-                         ZSTD_getErrorName(ZSTD_isError(plain) ? plain : split));
-        else if (split < plain)
-            *width = es;
-    }
-    ZSTD_freeCCtx(cc);
-    rm_mfree(a);
-    rm_mfree(tmp);
-    return st;
+    size_t len = n < RM_PACK_CHUNK_BYTES ? n : RM_PACK_CHUNK_BYTES, cap = ZSTD_compressBound(RM_PACK_CHUNK_BYTES);
+    size_t plain = compress_chunk(w->cctx[0], w->out[0], cap, data, len, 1, w->tmp[0], w->level);
+    size_t split = compress_chunk(w->cctx[0], w->out[0], cap, data, len, es, w->tmp[0], w->level);
+    if (ZSTD_isError(plain) || ZSTD_isError(split))
+        return rm_fail(w->err, RM_ERR_INTERNAL, "%s: tensor \"%s\": zstd: %s", w->path, name,
+                       ZSTD_getErrorName(ZSTD_isError(plain) ? plain : split));
+    if (split < plain) *width = es;
+    return RM_OK;
 }
 
 /* Writes one tensor: its chunks, compressed in parallel rounds, and its
@@ -107,57 +101,45 @@ static rm_status emit(writer *w, const char *name, rm_pack_elem dt, int n_dims, 
     size_t n_chunks = (bytes + RM_PACK_CHUNK_BYTES - 1) / RM_PACK_CHUNK_BYTES;
     size_t cap = ZSTD_compressBound(RM_PACK_CHUNK_BYTES);
     size_t round = n_chunks < CHUNKS_PER_ROUND ? n_chunks : CHUNKS_PER_ROUND;
-    uint8_t **out = rm_calloc(round ? round : 1, sizeof *out);
-    size_t *out_len = rm_calloc(round ? round : 1, sizeof *out_len);
-    uint64_t *hash = rm_calloc(round ? round : 1, sizeof *hash);
+    size_t out_len[CHUNKS_PER_ROUND];
+    uint64_t hash[CHUNKS_PER_ROUND], stored_hash[CHUNKS_PER_ROUND];
     json_t *entry = json_object(), *chunks = json_array(), *jshape = json_array();
-    int ok = out && out_len && hash && entry && chunks && jshape;
-    for (size_t i = 0; ok && i < round; i++) ok = (out[i] = rm_malloc(cap)) != NULL;
-    if (!ok) {
+    if (!entry || !chunks || !jshape) {
         st = rm_fail(w->err, RM_ERR_NOMEM, "%s: tensor \"%s\": out of memory", w->path, name);
         goto done;
     }
     for (size_t k0 = 0; k0 < n_chunks && !st; k0 += round) {
         size_t k1 = k0 + round < n_chunks ? k0 + round : n_chunks;
-        int failed = 0;
         size_t zerr = 0;
-#pragma omp parallel num_threads(w->n_threads)
-        {
-            ZSTD_CCtx *cc = ZSTD_createCCtx();
-            uint8_t *tmp = width > 1 ? malloc(RM_PACK_CHUNK_BYTES) : NULL;
-            if (!cc || (width > 1 && !tmp)) {
-#pragma omp atomic write
-                failed = 1;
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (size_t k = k0; k < k1; k++) {
-                if (!cc || (width > 1 && !tmp)) continue;
-                size_t off = k * RM_PACK_CHUNK_BYTES, len = bytes - off < RM_PACK_CHUNK_BYTES ? bytes - off : RM_PACK_CHUNK_BYTES;
-                hash[k - k0] = XXH64(data + off, len, 0);
-                size_t z = compress_chunk(cc, out[k - k0], cap, data + off, len, width, tmp, w->level);
-                if (ZSTD_isError(z)) {
+        /* One chunk: no team to start (most tensors are one small chunk). */
+#pragma omp parallel for num_threads(w->n_threads) schedule(dynamic, 1) if (k1 - k0 > 1)
+        for (size_t k = k0; k < k1; k++) {
+            int t = omp_get_thread_num();
+            size_t off = k * RM_PACK_CHUNK_BYTES, len = bytes - off < RM_PACK_CHUNK_BYTES ? bytes - off : RM_PACK_CHUNK_BYTES;
+            hash[k - k0] = XXH64(data + off, len, 0);
+            size_t z = compress_chunk(w->cctx[t], w->out[k - k0], cap, data + off, len, width, w->tmp[t], w->level);
+            if (ZSTD_isError(z)) {
 #pragma omp critical(pack_write_error)
-                    failed = 1, zerr = z;
-                }
-                out_len[k - k0] = z;
+                zerr = z;
+            } else {
+                stored_hash[k - k0] = XXH64(w->out[k - k0], z, 0);
             }
-            ZSTD_freeCCtx(cc);
-            free(tmp);
+            out_len[k - k0] = z;
         }
-        if (failed) {
-            st = zerr ? rm_fail(w->err, RM_ERR_INTERNAL, "%s: tensor \"%s\": zstd: %s", w->path, name, ZSTD_getErrorName(zerr))
-                      : rm_fail(w->err, RM_ERR_NOMEM, "%s: tensor \"%s\": out of memory for compression", w->path, name);
+        if (zerr) {
+            st = rm_fail(w->err, RM_ERR_INTERNAL, "%s: tensor \"%s\": zstd: %s", w->path, name, ZSTD_getErrorName(zerr));
             break;
         }
         for (size_t k = k0; k < k1 && !st; k++) {
-            char hx[17];
+            char hx[17], hs[17];
             hex64(hx, hash[k - k0]);
-            json_t *c = json_pack("[I, I, s]", (json_int_t)w->offset, (json_int_t)out_len[k - k0], hx);
+            hex64(hs, stored_hash[k - k0]);
+            json_t *c = json_pack("[I, I, s, s]", (json_int_t)w->offset, (json_int_t)out_len[k - k0], hx, hs);
             if (!c || json_array_append_new(chunks, c)) {
                 st = rm_fail(w->err, RM_ERR_NOMEM, "%s: out of memory", w->path);
                 break;
             }
-            st = write_bytes(w, out[k - k0], out_len[k - k0]);
+            st = write_bytes(w, w->out[k - k0], out_len[k - k0]);
             w->stats->stored_bytes += out_len[k - k0];
         }
     }
@@ -175,10 +157,6 @@ static rm_status emit(writer *w, const char *name, rm_pack_elem dt, int n_dims, 
     w->stats->tensors_planes += width > 1;
     w->stats->raw_bytes += bytes;
 done:
-    for (size_t i = 0; out && i < round; i++) rm_mfree(out[i]);
-    rm_mfree(out);
-    rm_mfree(out_len);
-    rm_mfree(hash);
     json_decref(entry);
     json_decref(chunks);
     json_decref(jshape);
@@ -271,7 +249,9 @@ static rm_status write_rank(const char *out_dir, const rm_shard *s, const rm_pac
     rm_pack_rank_file(info->name, sizeof info->name, s->rank, s->tp);
     char *path = rm_path_join(out_dir, info->name);
     if (!path) return rm_fail(err, RM_ERR_NOMEM, "out of memory");
-    writer w = {o, n_threads, o->level > 0 ? o->level : 3, fopen(path, "wb"), path, 0, json_array(), stats, err};
+    writer w = {o, n_threads, o->level > 0 ? o->level : 3, fopen(path, "wb"), path, 0, json_array(), stats, err,
+                rm_calloc((size_t)n_threads, sizeof(ZSTD_CCtx *)), rm_calloc((size_t)n_threads, sizeof(uint8_t *)),
+                rm_calloc(CHUNKS_PER_ROUND, sizeof(uint8_t *))};
     rm_status st = RM_OK;
     json_t *index = NULL;
     char *text = NULL;
@@ -279,8 +259,11 @@ static rm_status write_rank(const char *out_dir, const rm_shard *s, const rm_pac
         st = rm_fail(err, RM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
         goto done;
     }
-    if (!w.tensors) {
-        st = rm_fail(err, RM_ERR_NOMEM, "out of memory");
+    int ok = w.tensors && w.cctx && w.tmp && w.out;
+    for (int t = 0; ok && t < n_threads; t++) ok = (w.cctx[t] = ZSTD_createCCtx()) && (w.tmp[t] = rm_malloc(RM_PACK_CHUNK_BYTES));
+    for (int k = 0; ok && k < CHUNKS_PER_ROUND; k++) ok = (w.out[k] = rm_malloc(ZSTD_compressBound(RM_PACK_CHUNK_BYTES))) != NULL;
+    if (!ok) {
+        st = rm_fail(err, RM_ERR_NOMEM, "%s: out of memory for the compressors", path);
         goto done;
     }
     if ((st = write_bytes(&w, RM_PACK_MAGIC, 8)) || (st = put_shard(&w, s))) goto done;
@@ -309,6 +292,12 @@ done:
     rm_mfree(text);   /* jansson allocates through rm_malloc */
     json_decref(index);
     json_decref(w.tensors);
+    for (int t = 0; w.cctx && t < n_threads; t++) ZSTD_freeCCtx(w.cctx[t]);
+    for (int t = 0; w.tmp && t < n_threads; t++) rm_mfree(w.tmp[t]);
+    for (int k = 0; w.out && k < CHUNKS_PER_ROUND; k++) rm_mfree(w.out[k]);
+    rm_mfree(w.cctx);
+    rm_mfree(w.tmp);
+    rm_mfree(w.out);
     rm_mfree(path);
     return st;
 }
@@ -345,7 +334,7 @@ static rm_status write_manifest(const char *out_dir, const rm_config *cfg, const
     json_t *m = json_pack("{s:s, s:i, s:i, s:s, s:s, s:i, s:s, s:I, s:s, s:I, s:o, s:O, s:I, s:I}",
                           "format", "nimreward-pack", "version", RM_PACK_VERSION, "tp", o->tp,
                           "dtype", o->dtype == RM_DTYPE_FP8 ? "fp8" : "bf16", "compression", "zstd",
-                          "zstd_level", level, "checksum", "xxh64 of each chunk's raw bytes",
+                          "zstd_level", level, "checksum", "xxh64 of each chunk's raw and stored bytes",
                           "chunk_bytes", (json_int_t)RM_PACK_CHUNK_BYTES, "architecture", cfg->architecture,
                           "layers", (json_int_t)cfg->n_layers, "files", jfiles, "copied", copied,
                           "raw_bytes", (json_int_t)stats->raw_bytes, "stored_bytes", (json_int_t)stats->stored_bytes);
