@@ -84,6 +84,7 @@ RM_INTERNAL int rm_pack_present(const char *dir);
 RM_INTERNAL rm_status rm_pack_open(rm_pack **out, const char *dir, rm_err *err);
 RM_INTERNAL void rm_pack_close(rm_pack *p);
 RM_INTERNAL int rm_pack_tp(const rm_pack *p);
+RM_INTERNAL uint64_t rm_pack_file_bytes(const rm_pack *p, int rank);   /* rank's file, as the manifest says */
 RM_INTERNAL rm_dtype rm_pack_dtype(const rm_pack *p);    /* RM_DTYPE_BF16 or RM_DTYPE_FP8 */
 
 /* What rm_load asked for against what the pack holds: tp 0 takes the

@@ -178,6 +178,7 @@ fail:
 }
 
 int rm_pack_tp(const rm_pack *p) { return p->tp; }
+uint64_t rm_pack_file_bytes(const rm_pack *p, int rank) { return rank >= 0 && rank < p->tp ? p->files[rank].bytes : 0; }
 rm_dtype rm_pack_dtype(const rm_pack *p) { return p->dtype; }
 
 rm_status rm_pack_check_request(const rm_pack *p, int tp, int dtype, rm_device device, int *tp_out, rm_err *err) {

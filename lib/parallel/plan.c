@@ -28,5 +28,8 @@ rm_status rm_tp_plan_make(rm_tp_plan *plan, const rm_params *p, const rm_config 
     plan->gpus = p->gpus;
     plan->n_gpus = p->gpus ? p->n_gpus : 0;
     plan->timeout_s = p->tp_timeout_s;
+    if (p->has_nccl_id != 0 && p->has_nccl_id != 1)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.has_nccl_id is %d (0 or 1)", p->has_nccl_id);
+    plan->comm_ctx = p->has_nccl_id ? p->nccl_id : NULL;   /* read while rm_load runs: the engine is made there */
     return RM_OK;
 }

@@ -107,7 +107,8 @@ typedef struct rm_tp_plan {
      * first_rank + i). NULL: the in-process group on host memory, which
      * needs world == 1 (NCCL, in the CUDA module, serves the other cases). */
     rm_status (*comm_create)(rm_comm **out, const struct rm_tp_plan *plan, rm_err *err);
-    const void *comm_ctx;               /* for comm_create (e.g. the NCCL unique id) */
+    const void *comm_ctx;               /* for comm_create: the 128-byte NCCL unique id from rm_params, or NULL;
+                                           valid only while the engine is created */
 } rm_tp_plan;
 
 /* The plan rm_load runs (plan.c): tp from rm_params (or the pack's, which
