@@ -95,8 +95,13 @@ class RewardModel:
 
     def __init__(self, path, device="auto", threads=0, logits_range=None, names=None, now=None,
                  content_special_tokens=False, chat_template=None):
+        # rm_params_init fills the library's rm_params, which may be larger than this mirror: give it room,
+        # keep the fields we know, and tell rm_load our size (the struct_size rule).
+        scratch = (_c.c_char * 4096)()
+        _lib.rm_params_init(_c.cast(scratch, _c.POINTER(_Params)))
         p = _Params()
-        _lib.rm_params_init(_c.byref(p))
+        _c.memmove(_c.addressof(p), scratch, _c.sizeof(_Params))
+        p.struct_size = _c.sizeof(_Params)
         p.device = DEVICES[device]
         p.n_threads = threads
         if logits_range:
