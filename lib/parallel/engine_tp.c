@@ -55,7 +55,9 @@ struct tp_rank {
     size_t hidden_cap;
 };
 
-enum { JOB_CREATE = 1, JOB_FORWARD };
+/* Every call into a rank's engine runs on that rank's thread: a GPU engine's
+ * device and stream are the thread's. */
+enum { JOB_CREATE = 1, JOB_FORWARD, JOB_HEADS, JOB_DESTROY };
 
 struct rm_engine {
     rm_config cfg;
@@ -72,6 +74,13 @@ struct rm_engine {
     int job_kind, busy, stop;
     const rm_batch *batch;
     float *out_hidden;
+    struct {                    /* JOB_HEADS: the first rank reads the head rows */
+        const rm_tensor *t;
+        const int64_t *rows;
+        size_t n_rows;
+        const float *hidden;
+        float *out;
+    } heads;
 
     int broken;                 /* a sticky failure: every later call reports it */
     rm_status broken_st;
@@ -192,6 +201,20 @@ static void rank_forward(tp_rank *r) {
     if (r->st) rank_fail(r);
 }
 
+static void rank_heads(tp_rank *r) {
+    rm_engine *e = r->tp;
+    if (r->index == 0)
+        r->st = e->plan.inner->head_rows(r->inner, e->heads.t, e->heads.rows, e->heads.n_rows, e->heads.hidden,
+                                         e->heads.out, &r->err);
+}
+
+static void rank_destroy(tp_rank *r) {
+    if (r->inner) r->tp->plan.inner->destroy(r->inner);
+    r->inner = NULL;
+    if (r->comm) r->comm->ops->destroy(r->comm);
+    r->comm = NULL;
+}
+
 static void *rank_main(void *arg) {
     tp_rank *r = arg;
     rm_engine *e = r->tp;
@@ -205,7 +228,9 @@ static void *rank_main(void *arg) {
         r->st = RM_OK;
         r->err.msg[0] = 0;
         if (kind == JOB_CREATE) rank_create(r);
-        else rank_forward(r);
+        else if (kind == JOB_FORWARD) rank_forward(r);
+        else if (kind == JOB_HEADS) rank_heads(r);
+        else rank_destroy(r);
         pthread_mutex_lock(&e->mu);
         if (--e->busy == 0) pthread_cond_broadcast(&e->done);
     }
@@ -243,6 +268,9 @@ static rm_status job_error(rm_engine *e, rm_err *err) {
 static void tp_destroy(rm_engine *e) {
     if (!e) return;
     if (e->ranks) {
+        int all_started = 1;
+        for (int i = 0; i < e->n; i++) all_started &= e->ranks[i].started;
+        if (all_started) run_job(e, JOB_DESTROY);   /* each rank's engine and endpoint, on its own thread */
         pthread_mutex_lock(&e->mu);
         e->stop = 1;
         pthread_cond_broadcast(&e->work);
@@ -406,8 +434,14 @@ static rm_status tp_head_rows(rm_engine *e, const rm_tensor *t, const int64_t *r
                               const float *hidden, float *out, rm_err *err) {
     if (!e) return rm_fail(err, RM_ERR_INVALID_ARG, "tp engine: NULL engine");
     pthread_mutex_lock(&e->call_lock);
-    rm_status st = e->broken ? broken_error(e, err)
-                             : e->plan.inner->head_rows(e->ranks[0].inner, t, rows, n_rows, hidden, out, err);
+    rm_status st;
+    if (e->broken) {
+        st = broken_error(e, err);
+    } else {
+        e->heads.t = t, e->heads.rows = rows, e->heads.n_rows = n_rows, e->heads.hidden = hidden, e->heads.out = out;
+        run_job(e, JOB_HEADS);
+        st = e->ranks[0].st ? rm_fail(err, e->ranks[0].st, "%s", e->ranks[0].err.msg) : RM_OK;
+    }
     pthread_mutex_unlock(&e->call_lock);
     return st;
 }
