@@ -29,7 +29,7 @@ OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
           -Iinclude -Ilib $(SANFLAGS)
-LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -ldl -fopenmp $(SANFLAGS)
+LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lzstd -lxxhash -lm -lpthread -ldl -fopenmp $(SANFLAGS)
 
 # The library: lib/ and its concept folders (the tools, server and CUDA module live apart).
 LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c)

@@ -127,7 +127,29 @@ typedef struct rm_params {
     int dtype;                /* rm_dtype; default AUTO. A dtype the device cannot run is refused. */
     int gpu;                  /* CUDA device ordinal; default 0 */
     size_t max_device_bytes;  /* CUDA: device memory the model may hold; 0 = the free memory less
-                                 a margin (see docs/cuda.md) */
+                                 a margin (see docs/cuda.md); with tp, per rank */
+    /* Since 0.2. Tensor parallelism: the model split over ranks (docs/parallel.md). */
+    int tp;                   /* ranks; 0 = not split (a pack: its own tp). With tp >= 1 the ranks run
+                                 as threads of this process (world size 1), or one per process
+                                 (world size = tp), each with the weights of its rank only. */
+    const int *gpus;          /* CUDA: the device of each rank this process runs (n_gpus entries; a
+                                 device may repeat: ranks then share it); NULL = ranks 0 .. tp-1 on
+                                 devices 0 .. tp-1, or the local rank's device with one per process.
+                                 Copied. */
+    size_t n_gpus;
+    int rank;                 /* this process's rank, one process per rank; -1 (default) = RANK,
+                                 SLURM_PROCID or OMPI_COMM_WORLD_RANK */
+    int world_size;           /* processes of the tensor-parallel group; 0 (default) = WORLD_SIZE,
+                                 SLURM_NTASKS or OMPI_COMM_WORLD_SIZE, else 1. The environment is read
+                                 only when tp >= 1, and never written. */
+    int local_rank;           /* the process's index on its host (its GPU); -1 (default) = LOCAL_RANK,
+                                 SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK, else the rank */
+    unsigned char nccl_id[128]; /* NCCL's unique id (ncclUniqueId): rank 0 makes it, the caller hands
+                                   it to every rank (e.g. a broadcast over torch.distributed) */
+    int has_nccl_id;          /* 1: nccl_id is set; 0: NCCL's own bootstrap, which needs NCCL_COMM_ID
+                                 exported by the user (host:port, not the launcher's MASTER_PORT) */
+    double tp_timeout_s;      /* a rank waiting longer than this for the others fails, and every rank
+                                 returns an error; 0 = 300 s */
 } rm_params;
 
 /* One chat message. Messages travel in arrays: every element of one array
@@ -196,15 +218,39 @@ typedef struct rm_memory {
 
 /* ---------------------------------------------------------------- parameters */
 
-/* Fills *params with the defaults and sets struct_size. Since 0.1. */
+/* Fills the first `size` bytes of *params (size = the caller's
+ * sizeof(rm_params)) with the defaults and sets struct_size to
+ * min(size, the library's own sizeof): a caller built against an older,
+ * smaller rm_params is never written past its end, and a newer, larger one
+ * keeps its extra fields zeroed. Bindings that mirror the struct (ctypes)
+ * call this with their mirror's size. Since 0.2. */
+RM_API void rm_params_init_size(rm_params *params, size_t size);
+/* Fills *params with the defaults and sets struct_size. Since 0.1: the
+ * symbol fills the 0.1 fields only (a binary built against 0.1 has that
+ * struct); compiled against this header, the macro below calls
+ * rm_params_init_size with the struct's size. */
 RM_API void rm_params_init(rm_params *params);
+#define rm_params_init(params) rm_params_init_size((params), sizeof *(params))
 /* Sets struct_size and zeroes the rest. Since 0.1. */
 RM_API void rm_item_init(rm_item *item);
 
 /* ---------------------------------------------------------------- lifecycle */
 
-/* Loads the Hugging Face model directory `path` (config.json, safetensors,
- * tokenizer.json, tokenizer_config.json / chat_template.jinja).
+/* Tensor parallelism, one process per rank (rm_params.tp with a world size
+ * of tp, e.g. under torchrun): every process of the group must make the same
+ * calls (rm_load, each scoring call, rm_free) in the same order with the
+ * same inputs; each rank computes its part of every forward pass and all of
+ * them return the same scores. Inputs are not broadcast: each rank passes
+ * its own copy, and every forward pass checks that the ranks' token
+ * sequences agree (a 64-bit fingerprint), failing on every rank with
+ * RM_ERR_INVALID_ARG when they do not. A rank that fails, or stops, makes
+ * every rank's call return an error within rm_params.tp_timeout_s. With
+ * the ranks as threads of one process (world size 1) the calls are simply
+ * serialised across the ranks and any thread may call.
+ *
+ * Loads the Hugging Face model directory `path` (config.json, safetensors,
+ * tokenizer.json, tokenizer_config.json / chat_template.jinja), or a model
+ * pack written by nimreward-pack (recognised by its nimreward-pack.json).
  * params may be NULL for the defaults. On success *out is a new model; free
  * it with rm_free(). On failure *out is NULL and, when errmsg is not NULL and
  * errmsg_size > 0, a message naming the file and field is copied there.

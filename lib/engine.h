@@ -30,6 +30,8 @@ typedef struct rm_engine_counters {
 } rm_engine_counters;
 
 typedef struct rm_engine rm_engine;
+struct rm_comm;
+struct rm_tp_plan;
 
 /* Device memory an engine holds, all of it allocated at create (see
  * rm_memory in nimreward.h). */
@@ -49,6 +51,11 @@ typedef struct rm_engine_opts {
     rm_dtype dtype;                 /* RM_DTYPE_FP32 / BF16 / FP8 */
     int gpu;                        /* CUDA device ordinal */
     size_t max_device_bytes;        /* 0 = free memory less the engine's margin */
+    /* Tensor parallelism (lib/parallel/, docs/parallel.md). */
+    struct rm_comm *comm;           /* a rank's engine: cfg and weights are its shard; it sums the outputs of
+                                       o_proj and down_proj over the group (all-reduce) before adding them to
+                                       the residual. NULL: the whole model. */
+    const struct rm_tp_plan *tp;    /* the "tp" engine only: the ranks to run and their engine */
 } rm_engine_opts;
 
 typedef struct rm_engine_ops {
@@ -75,5 +82,6 @@ typedef struct rm_engine_ops {
 } rm_engine_ops;
 
 RM_INTERNAL extern const rm_engine_ops rm_engine_cpu;
+RM_INTERNAL extern const rm_engine_ops rm_engine_tp;   /* lib/parallel/engine_tp.c */
 
 #endif

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cpu_ops.h"
+#include "parallel/collective.h"
 
 /* Rows of the MLP computed at a time: bounds the gate/up activations
  * (2 * MLP_CHUNK * ffn floats) whatever the batch size, while keeping the
@@ -67,6 +68,7 @@ struct rm_engine {
     float *inv_freq;                        /* head_dim / 2 */
     size_t stream_floats;                   /* scratch for one layer's per-pass conversions */
     size_t attn_blas_min;                   /* ATTN_BLAS_MIN_QUERIES unless a test set it */
+    rm_comm *comm;                          /* a tensor-parallel rank: sums o_proj / down_proj outputs */
 
     /* Counters, updated with atomic adds. */
     uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
@@ -306,7 +308,9 @@ static rm_status cpu_create(rm_engine **out, const rm_config *cfg, const rm_mode
         return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s: the CPU engine runs fp32 only%s",
                        rm_dtype_name(opts->dtype),
                        opts->dtype == RM_DTYPE_FP8 ? " (FP8 needs the CUDA engine)" : "");
-    return rm_engine_cpu_create_ex(out, cfg, w, opts->n_threads, rm_engine_cpu_default_budget(), err);
+    rm_status st = rm_engine_cpu_create_ex(out, cfg, w, opts->n_threads, rm_engine_cpu_default_budget(), err);
+    if (st == RM_OK) (*out)->comm = opts->comm;
+    return st;
 }
 
 int rm_engine_cpu_is_resident(const rm_engine *e) { return e ? e->resident : 0; }
@@ -535,10 +539,16 @@ static void attention_blas(rm_engine *e, pass *p) {
     }
 }
 
+/* A tensor-parallel rank holds a slice of the input columns of o_proj and
+ * down_proj: its output is a partial sum, completed over the ranks. */
+static rm_status all_reduce(rm_engine *e, float *y, size_t n, rm_err *err) {
+    return e->comm ? rm_comm_all_reduce(e->comm, y, n, RM_COMM_F32, NULL, err) : RM_OK;
+}
+
 /* One decoder layer. Not last: every row is a query and x is updated in
  * place. Last: the queries are the sequences' last tokens, whose updated
  * residual rows land in p->xs. */
-static void layer(rm_engine *e, pass *p, int64_t l, int last) {
+static rm_status layer(rm_engine *e, pass *p, int64_t l, int last, rm_err *err) {
     const rm_config *c = &e->cfg;
     const cpu_layer *L = &e->layers[l];
     int nt = e->n_threads;
@@ -584,6 +594,8 @@ static void layer(rm_engine *e, pass *p, int64_t l, int last) {
         xq = p->xs;
     }
     linear(e, p->att, nq, &L->wo, weights_of(e, p, &L->wo, wslot), L->bo, p->h);   /* h: free again */
+    rm_status st = all_reduce(e, p->h, nq * H, err);
+    if (st) return st;
     rm_cpu_add(xq, p->h, nq * H, nt);
 
     /* MLP, in row chunks. */
@@ -598,10 +610,12 @@ static void layer(rm_engine *e, pass *p, int64_t l, int last) {
         linear(e, hr, n, &L->w_up, Wu, L->b_up, p->up);
         rm_cpu_silu_mul(p->gate, p->up, n * F, nt);
         linear(e, p->gate, n, &L->w_down, Wd, L->b_down, p->mlp_out);
+        if ((st = all_reduce(e, p->mlp_out, n * H, err))) return st;
         rm_cpu_add(xr, p->mlp_out, n * H, nt);
     }
     count(&e->layer_tokens[l], nq);
     count(&e->tokens_computed, nq);
+    return RM_OK;
 }
 
 static void embed(rm_engine *e, pass *p) {
@@ -634,7 +648,11 @@ static rm_status cpu_forward(rm_engine *e, const rm_batch *b, float *out_hidden,
     const rm_config *c = &e->cfg;
     rm_cpu_rope_table(e->inv_freq, (size_t)c->head_dim / 2, p.max_len, p.cos_tab, p.sin_tab, e->n_threads);
     embed(e, &p);
-    for (int64_t l = 0; l < c->n_layers; l++) layer(e, &p, l, l == c->n_layers - 1);
+    for (int64_t l = 0; l < c->n_layers; l++)
+        if ((st = layer(e, &p, l, l == c->n_layers - 1, err))) {
+            pass_free(&p);
+            return st;
+        }
     rm_cpu_rmsnorm(out_hidden, p.xs, e->final_norm, p.n_seqs, (size_t)c->hidden, c->rms_eps, e->n_threads);
 
     count(&e->forward_passes, 1);

@@ -13,15 +13,27 @@
 #include "chat_template.h"
 #include "clock.h"
 #include "cuda_module.h"
+#include "pack/pack.h"
+#include "parallel/tp.h"
 
-void rm_params_init(rm_params *p) {
-    if (!p) return;
-    memset(p, 0, sizeof *p);
-    p->struct_size = sizeof *p;
-    p->device = RM_DEVICE_AUTO;
-    p->head = RM_HEAD_AUTO;
-    p->logits_begin = -1;
-    p->logits_end = -1;
+void rm_params_init_size(rm_params *p, size_t size) {
+    if (!p || size < sizeof p->struct_size) return;
+    rm_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = size < sizeof d ? size : sizeof d;
+    d.device = RM_DEVICE_AUTO;
+    d.head = RM_HEAD_AUTO;
+    d.logits_begin = -1;
+    d.logits_end = -1;
+    d.rank = -1;
+    d.local_rank = -1;
+    memset(p, 0, size);
+    memcpy(p, &d, d.struct_size);
+}
+
+/* The 0.1 symbol: a binary built against 0.1 has the struct up to chat_template. */
+void (rm_params_init)(rm_params *p) {
+    rm_params_init_size(p, offsetof(rm_params, dtype));
 }
 
 void rm_item_init(rm_item *item) {
@@ -131,8 +143,12 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
     rm_mfree(cfg_path);
     if (st != RM_OK) return st;
 
-    if ((st = rm_weights_open(&m->weights, path, err)) != RM_OK) return st;
-    if ((st = rm_model_weights_bind(&m->mw, m->weights, &m->cfg, err)) != RM_OK) return st;
+    if (rm_pack_present(path)) {   /* the ranks read their own files when the engine is made */
+        if ((st = rm_pack_open(&m->pack, path, err)) != RM_OK) return st;
+    } else {
+        if ((st = rm_weights_open(&m->weights, path, err)) != RM_OK) return st;
+        if ((st = rm_model_weights_bind(&m->mw, m->weights, &m->cfg, err)) != RM_OK) return st;
+    }
 
     char *tok_path = rm_path_join(path, "tokenizer.json");
     if (!tok_path) return rm_fail(err, RM_ERR_NOMEM, "out of memory");
@@ -156,7 +172,15 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
     if ((st = pick_engine(m, p, err)) != RM_OK) return st;
     rm_engine_opts opts = {.n_threads = p->n_threads, .dtype = m->dtype, .gpu = p->gpu,
                            .max_device_bytes = p->max_device_bytes};
-    return m->engine_ops->create(&m->engine, &m->cfg, &m->mw, &opts, err);
+    rm_tp_plan plan;
+    if (p->tp != 0 || m->pack) {   /* tensor parallel: the tp engine runs the chosen engine on each rank */
+        if ((st = rm_tp_plan_make(&plan, p, &m->cfg, &m->mw, m->pack, m->device, m->engine_ops, err))) return st;
+        opts.tp = &plan;
+        m->engine_ops = &rm_engine_tp;
+    }
+    if ((st = m->engine_ops->create(&m->engine, &m->cfg, &m->mw, &opts, err))) return st;
+    if (m->pack) rm_engine_tp_head_weights(m->engine, &m->mw);
+    return RM_OK;
 }
 
 rm_status rm_load(const char *path, const rm_params *params, rm_model **out, char *errmsg, size_t errmsg_size) {
@@ -197,6 +221,7 @@ void rm_free(rm_model *m) {
     rm_tok_free(m->tok);
     rm_model_weights_free(&m->mw);
     rm_weights_close(m->weights);
+    rm_pack_close(m->pack);
     rm_config_free(&m->cfg);
     rm_mfree(m->bos_token);
     rm_mfree(m->eos_token);

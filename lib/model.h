@@ -19,7 +19,8 @@ struct rm_model {
     char *path;                     /* the model directory */
     rm_config cfg;
     rm_weights *weights;            /* mapped safetensors files */
-    rm_model_weights mw;            /* tensors bound to the architecture */
+    rm_model_weights mw;            /* tensors bound to the architecture (a pack: rank 0's heads only) */
+    struct rm_pack *pack;           /* a model pack (lib/pack/), else NULL */
     rm_tokenizer *tok;
     rm_template *chat_template;
     char *bos_token, *eos_token;    /* from tokenizer_config.json; NULL when absent */

@@ -17,6 +17,13 @@
 /* The bound safetensors itself uses; real headers are kilobytes. */
 #define ST_MAX_HEADER ((uint64_t)100000000)
 #define ST_MAX_DIMS 4
+/* Tensors per file, and JSON values per tensor: checked by a scan of the
+ * text before the JSON parser builds anything, since a header of 100 MB
+ * of tiny entries would otherwise cost the parser gigabytes (about 130
+ * bytes of memory per "k":0 member, 40 per element of a long list). Real
+ * files hold at most a few thousand tensors of about 10 values each. */
+#define ST_MAX_TENSORS 65536
+#define ST_MAX_VALUES_PER_TENSOR 16
 
 struct rm_st_file {
     rm_tensor *tensors;         /* in header order */
@@ -207,6 +214,34 @@ static rm_status parse_header(rm_st_file *f, json_t *root, const uint8_t *data, 
     return st;
 }
 
+/* Counts, outside strings, the root object's members and every JSON value
+ * (commas and opening brackets bound it from above). Returns 0 when within
+ * the bounds; malformed text is left to the parser. */
+static rm_status scan_counts(const char *file, const char *h, size_t n, rm_err *err) {
+    uint64_t members = 1, values = 1;
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        else if (c == '{' || c == '[') depth++, values++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == ',') members += depth == 1, values++;
+        if (members > ST_MAX_TENSORS)
+            return rm_fail(err, RM_ERR_LIMIT, "%s: header lists more than %d tensors, the bound for one file", file,
+                           ST_MAX_TENSORS);
+        if (values > (uint64_t)ST_MAX_TENSORS * ST_MAX_VALUES_PER_TENSOR)
+            return rm_fail(err, RM_ERR_LIMIT, "%s: header holds more than %d JSON values (%d tensors of %d values: "
+                           "the bound for one file)", file, ST_MAX_TENSORS * ST_MAX_VALUES_PER_TENSOR, ST_MAX_TENSORS,
+                           ST_MAX_VALUES_PER_TENSOR);
+    }
+    return RM_OK;
+}
+
 rm_status rm_st_parse(rm_st_file **out, const void *buf, size_t len, const char *name, rm_err *err) {
     *out = NULL;
     rm_global_init();
@@ -227,6 +262,8 @@ rm_status rm_st_parse(rm_st_file **out, const void *buf, size_t len, const char 
                        (unsigned long long)n, (unsigned long long)ST_MAX_HEADER);
     if (n < 2 || bytes[8] != '{')
         return rm_fail(err, RM_ERR_FORMAT, "%s: header is not a JSON object (not a safetensors file?)", file);
+    rm_status bound = scan_counts(file, (const char *)bytes + 8, (size_t)n, err);
+    if (bound) return bound;
 
     /* Duplicate names would make two tensors answer to one name. */
     json_t *root;

@@ -31,6 +31,9 @@ typedef struct shard {
     void *map;
     size_t map_len;
     rm_st_file *st;
+    rm_tensor *adopted;         /* rm_weights_adopt: tensors in memory, instead of st */
+    size_t n_adopted;
+    void *blob;                 /* their data */
 } shard;
 
 struct rm_weights {
@@ -119,6 +122,9 @@ void rm_tensor_rows_f32(const rm_tensor *t, int64_t row0, int64_t n_rows, float 
 
 static void shard_close(shard *s) {
     rm_st_free(s->st);
+    for (size_t i = 0; i < s->n_adopted; i++) rm_mfree((char *)s->adopted[i].name);
+    rm_mfree(s->adopted);
+    rm_mfree(s->blob);
     if (s->map) munmap(s->map, s->map_len);
     rm_mfree(s->file);
     rm_mfree(s->path);
@@ -183,14 +189,15 @@ static const rm_tensor *find_in(const rm_tensor *const *by_name, size_t n, const
 /* Fills w->by_name from every shard, refusing a name held by two files. */
 static rm_status build_table(rm_weights *w, const char *dir, rm_err *err) {
     size_t total = 0;
-    for (int i = 0; i < w->n_shards; i++) total += rm_st_count(w->shards[i].st);
+    for (int i = 0; i < w->n_shards; i++) total += w->shards[i].st ? rm_st_count(w->shards[i].st) : w->shards[i].n_adopted;
     w->by_name = rm_calloc(total ? total : 1, sizeof *w->by_name);
     if (!w->by_name) return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory for %zu tensors", dir, total);
     for (int i = 0; i < w->n_shards; i++) {
-        size_t n = rm_st_count(w->shards[i].st);
+        const shard *s = &w->shards[i];
+        size_t n = s->st ? rm_st_count(s->st) : s->n_adopted;
         for (size_t k = 0; k < n; k++) {
             /* The table is ours (rm_st_parse allocated it); only the shard number is filled in here. */
-            rm_tensor *t = (rm_tensor *)rm_st_tensor(w->shards[i].st, k);
+            rm_tensor *t = s->st ? (rm_tensor *)rm_st_tensor(s->st, k) : &s->adopted[k];
             t->shard = i;
             w->by_name[w->n++] = t;
         }
@@ -338,6 +345,36 @@ fail:
     rm_mfree(index);
     rm_weights_close(w);
     return st;
+}
+
+rm_status rm_weights_adopt(rm_weights **out, const char *dir, const char *file, rm_tensor *tensors, size_t n,
+                           void *blob, size_t blob_bytes, rm_err *err) {
+    *out = NULL;
+    rm_weights *w = rm_calloc(1, sizeof *w);
+    shard *s = w ? (w->shards = rm_calloc(1, sizeof *w->shards)) : NULL;
+    if (!s) {
+        for (size_t i = 0; i < n; i++) rm_mfree((char *)tensors[i].name);
+        rm_mfree(tensors);
+        rm_mfree(blob);
+        rm_mfree(w);
+        return rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    w->n_shards = 1;   /* from here on rm_weights_close frees what was handed over */
+    s->adopted = tensors;
+    s->n_adopted = n;
+    s->blob = blob;
+    w->bytes_mapped = blob_bytes;
+    rm_status st;
+    if (!(w->dir = rm_strdup(dir)) || !(s->file = rm_strdup(file)) || !(s->path = rm_path_join(dir, file)))
+        st = rm_fail(err, RM_ERR_NOMEM, "%s: out of memory", dir);
+    else
+        st = build_table(w, dir, err);
+    if (st) {
+        rm_weights_close(w);
+        return st;
+    }
+    *out = w;
+    return RM_OK;
 }
 
 const rm_tensor *rm_weights_find(const rm_weights *w, const char *name) {

@@ -53,6 +53,12 @@ RM_INTERNAL const char *rm_weights_shard_file(const rm_weights *w, int shard);
 /* The model directory given to rm_weights_open, for messages. */
 RM_INTERNAL const char *rm_weights_dir(const rm_weights *w);
 RM_INTERNAL void rm_weights_close(rm_weights *w);
+/* An rm_weights over tensors already in memory (a pack rank's, decompressed):
+ * takes ownership of `tensors` (n of them, names from rm_malloc) and of
+ * `blob` (rm_malloc'd, the data they point into), even on failure. `file`
+ * (inside dir) names them in messages. A name given twice is refused. */
+RM_INTERNAL rm_status rm_weights_adopt(rm_weights **out, const char *dir, const char *file, rm_tensor *tensors,
+                                       size_t n, void *blob, size_t blob_bytes, rm_err *err);
 
 /* Converts rows [row0, row0 + n_rows) of a 1-D or 2-D tensor to fp32 (a 1-D
  * tensor is one row). `out` holds n_rows * row_len floats. */

@@ -12,7 +12,7 @@ echo "== apt: the build and test packages" >&2
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
     build-essential pkg-config binutils clang libclang-rt-14-dev llvm \
-    libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev libzstd-dev libmicrohttpd-dev \
+    libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev libzstd-dev libxxhash-dev libmicrohttpd-dev \
     python3 python3-venv
 echo "== .venv: the Python test tools" >&2
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -440,8 +440,36 @@ static void check_version(void) {
     CHECK(strcmp(rm_status_string(RM_ERR_UTF8), "invalid UTF-8") == 0, "status strings");
 }
 
+/* rm_params_init never writes past the caller's struct: an older, smaller
+ * rm_params (a 0.1 binary, or a binding's mirror) gets only its own bytes. */
+static void check_params_init_size(void) {
+    unsigned char buf[sizeof(rm_params) + 64];
+    size_t v01 = offsetof(rm_params, dtype);
+    memset(buf, 0xAB, sizeof buf);
+    rm_params_init_size((rm_params *)buf, v01);
+    size_t untouched = 0;
+    for (size_t i = v01; i < sizeof buf; i++) untouched += buf[i] == 0xAB;
+    CHECK(untouched == sizeof buf - v01, "rm_params_init_size(0.1 size) wrote past it");
+    CHECK(((rm_params *)buf)->struct_size == v01, "struct_size is the caller's size");
+    memset(buf, 0xAB, sizeof buf);
+    (rm_params_init)((rm_params *)buf);   /* the 0.1 symbol, as a 0.1 binary calls it */
+    untouched = 0;
+    for (size_t i = v01; i < sizeof buf; i++) untouched += buf[i] == 0xAB;
+    CHECK(untouched == sizeof buf - v01 && ((rm_params *)buf)->logits_begin == -1,
+          "the 0.1 symbol fills the 0.1 fields only");
+    rm_params big[2];
+    memset(big, 0xAB, sizeof big);
+    rm_params_init_size(big, sizeof big);   /* a newer caller's larger struct: the rest zeroed */
+    CHECK(big[0].struct_size == sizeof(rm_params) && big[0].rank == -1 && ((unsigned char *)&big[1])[7] == 0,
+          "a larger struct: struct_size is the library's, the tail zeroed");
+    rm_params p;
+    rm_params_init(&p);
+    CHECK(p.struct_size == sizeof p && p.logits_end == -1 && p.dtype == RM_DTYPE_AUTO, "the macro form");
+}
+
 int main(void) {
     check_version();
+    check_params_init_size();
     if (!test_have_fixtures()) {   /* everything below scores the fixture models */
         test_skip_fixtures(11);
         return test_summary("test_api");

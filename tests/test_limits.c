@@ -218,6 +218,63 @@ static void test_header_length(void) {
     CHECK(st == RM_ERR_FORMAT && contains(msg, "\"t\"") && contains(msg, "overflows"), "huge shape: %d: %s", st, msg);
 }
 
+/* A header of a near-maximal size filled with tiny entries (a list of 50
+ * million numbers, 16 million one-key members) is refused by a scan of the
+ * text before the JSON parser allocates anything: parsed, it would take
+ * gigabytes (about 2 GB for 100 MB of "k":0 members). Real headers pass. */
+static char *header_of(size_t body_len, const char *open, const char *piece, const char *close, size_t *len) {
+    size_t lo = strlen(open), lp = strlen(piece), lc = strlen(close);
+    char *b = malloc(8 + body_len + lo + lc + lp + 8);
+    size_t n = 8;
+    memcpy(b + n, open, lo), n += lo;
+    for (size_t i = 0; n + lp + lc <= 8 + lo + body_len; i++) memcpy(b + n, piece, lp), n += lp;
+    n--;   /* the last piece's comma */
+    memcpy(b + n, close, lc), n += lc;
+    put_u64((unsigned char *)b, n - 8);
+    *len = n;
+    return b;
+}
+
+static void test_tensor_count(void) {
+    rm_err e = {0};
+    rm_st_file *f = NULL;
+    size_t len;
+    struct {
+        const char *what, *open, *piece, *close, *want;
+    } hostile[] = {
+        {"16 million one-key members", "{", "\"k\":0,", "}", "more than 65536 tensors"},
+        {"a list of 50 million numbers", "{\"t\":{\"dtype\":\"F32\",\"shape\":[", "0,",
+         "],\"data_offsets\":[0,0]}}", "more than 1048576 JSON values"},
+        {"many empty objects", "{\"t\":[", "{},", "]}", "more than 1048576 JSON values"},
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        char *h = header_of(99000000, hostile[i].open, hostile[i].piece, hostile[i].close, &len);
+        rm_alloc_fail_after(0);   /* refused before any allocation */
+        rm_status st = rm_st_parse(&f, h, len, "hostile.safetensors", &e);
+        rm_alloc_fail_after(-1);
+        CHECK(st == RM_ERR_LIMIT && f == NULL && contains(e.msg, hostile[i].want) && contains(e.msg, "hostile.safetensors"),
+              "%s: %d: %s", hostile[i].what, st, e.msg);
+        free(h);
+    }
+    /* At the bound: 65536 (empty) tensors parse; one more is refused. */
+    for (int extra = 0; extra <= 1; extra++) {
+        size_t n = 65536 + (size_t)extra, cap = 64 + n * 64, o = 8;
+        char *h = malloc(cap);
+        o += (size_t)sprintf(h + o, "{");
+        for (size_t i = 0; i < n; i++)
+            o += (size_t)sprintf(h + o, "%s\"t%zu\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}", i ? "," : "", i);
+        o += (size_t)sprintf(h + o, "}");
+        while (o % 8) h[o++] = ' ';   /* the data section 8-aligned, as safetensors pads it */
+        put_u64((unsigned char *)h, o - 8);
+        rm_status st = rm_st_parse(&f, h, o, "many.safetensors", &e);
+        if (!extra) CHECK(st == RM_OK && rm_st_count(f) == 65536, "65536 tensors: %d: %s", st, e.msg);
+        else CHECK(st == RM_ERR_LIMIT && contains(e.msg, "more than 65536 tensors"), "65537 tensors: %d: %s", st, e.msg);
+        rm_st_free(f);
+        f = NULL;
+        free(h);
+    }
+}
+
 /* Files above their size bound are refused by size, before reading or allocating. */
 static void test_file_bounds(void) {
     char msg[1024];
@@ -477,6 +534,7 @@ int main(int argc, char **argv) {
     if (test_have_fixtures()) test_too_many_labels();   /* it borrows the fixture tokenizer */
     else test_skip_fixtures(1);
     test_header_length();
+    test_tensor_count();
     test_file_bounds();
     test_json_bounds();
     const char *demo = new_dir("demo");

@@ -172,8 +172,8 @@ const char *cli_device_name(int device) {
 
 int cli_device_option(const char *a, const char *v, rm_params *p) {
     int is_device = !strcmp(a, "--device"), is_dtype = !strcmp(a, "--dtype");
-    int is_gpu = !strcmp(a, "--gpu"), is_threads = !strcmp(a, "--threads");
-    if (!is_device && !is_dtype && !is_gpu && !is_threads) return 0;
+    int is_gpu = !strcmp(a, "--gpu"), is_threads = !strcmp(a, "--threads"), is_tp = !strcmp(a, "--tp");
+    if (!is_device && !is_dtype && !is_gpu && !is_threads && !is_tp) return 0;
     if (!v) return fprintf(stderr, "error: %s needs a value\n", a), -1;
     if (is_device) {
         for (int d = 0; d < 3; d++)
@@ -189,6 +189,10 @@ int cli_device_option(const char *a, const char *v, rm_params *p) {
     if (is_gpu) {
         if (n < 0 || n > 1024) return fprintf(stderr, "error: --gpu needs a device ordinal, not \"%s\"\n", v), -1;
         return p->gpu = (int)n, 2;
+    }
+    if (is_tp) {   /* tensor-parallel ranks (docs/parallel.md); 0 = not split */
+        if (n < 0 || n > 4096) return fprintf(stderr, "error: --tp needs a rank count from 0 to 4096, not \"%s\"\n", v), -1;
+        return p->tp = (int)n, 2;
     }
     if (n < 0 || n > 4096) return fprintf(stderr, "error: --threads needs a count from 0 to 4096, not \"%s\"\n", v), -1;
     return p->n_threads = (int)n, 2;

@@ -58,7 +58,7 @@ int cli_write_line_error(FILE *out, long line_no, const char *msg);
 char *cli_format_double(char *buf, size_t n, double v);
 
 /* The device options every tool that loads a model shares:
- * --device cpu|cuda|auto, --dtype auto|fp32|bf16|fp8, --gpu N, --threads N.
+ * --device cpu|cuda|auto, --dtype auto|fp32|bf16|fp8, --gpu N, --threads N, --tp N.
  * a is the option, v its value (may be NULL). Returns 2 when it took a and
  * v, 0 when a is not one of them, -1 after printing the error (usage). */
 int cli_device_option(const char *a, const char *v, rm_params *p);

@@ -2,7 +2,7 @@
  * nimreward-score - score JSON lines with a reward model.
  *
  *   nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]
- *                   [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--logits-range A,B] [--names a,b,...]
+ *                   [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--tp N] [--logits-range A,B] [--names a,b,...]
  *                   [--principle [NAME=]TEXT]... [--tokens] [--batch N] [--now ISO] [--content-special-tokens]
  *                   [--yes-token Yes --no-token No]
  *
@@ -32,7 +32,7 @@
 
 static void usage(FILE *f) {
     fputs("usage: nimreward-score --model DIR [-i IN.jsonl] [-o OUT.jsonl] [--device cpu|cuda|auto]\n"
-          "                       [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--logits-range A,B] [--names a,b,...]\n"
+          "                       [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--tp N] [--logits-range A,B] [--names a,b,...]\n"
           "                       [--principle [NAME=]TEXT]... [--tokens] [--batch N] [--now YYYY-MM-DDTHH:MM:SS]\n"
           "                       [--content-special-tokens] [--yes-token Yes --no-token No]\n"
           "Each input line: {\"prompt\": ..., \"response\": ...} or {\"messages\": [...]}, optionally with\n"

@@ -45,6 +45,15 @@ class Params(_c.Structure):
         ("dtype", _c.c_int),
         ("gpu", _c.c_int),
         ("max_device_bytes", _c.c_size_t),
+        ("tp", _c.c_int),
+        ("gpus", _c.POINTER(_c.c_int)),
+        ("n_gpus", _c.c_size_t),
+        ("rank", _c.c_int),
+        ("world_size", _c.c_int),
+        ("local_rank", _c.c_int),
+        ("nccl_id", _c.c_ubyte * 128),
+        ("has_nccl_id", _c.c_int),
+        ("tp_timeout_s", _c.c_double),
     ]
 
 
@@ -141,7 +150,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     """Prototypes for every function the package calls (ctypes would otherwise assume int everywhere)."""
     P, vp, sz = _c.POINTER, _c.c_void_p, _c.c_size_t
     protos = {
-        "rm_params_init": (None, [P(Params)]),
+        "rm_params_init_size": (None, [P(Params), _c.c_size_t]),
         "rm_load": (_c.c_int, [_c.c_char_p, P(Params), P(vp), _c.c_char_p, sz]),
         "rm_free": (None, [vp]),
         "rm_score_batch": (_c.c_int, [vp, P(Item), sz, P(P(Scores))]),
@@ -176,6 +185,8 @@ def _declare(lib: ctypes.CDLL) -> None:
 def _check_version(lib: ctypes.CDLL, path: str) -> None:
     """Fields of rm_params a library does not know are never read: refuse an older one rather than
     accept dtype= and the device parameters and silently ignore them."""
+    lib.rm_version_number.restype, lib.rm_version_number.argtypes = _c.c_uint, []
+    lib.rm_version_string.restype, lib.rm_version_string.argtypes = _c.c_char_p, []
     number = lib.rm_version_number()
     major, minor = number // 10000, number // 100 % 100
     if major != ABI_MAJOR or minor < ABI_MINOR_NEEDED:
@@ -184,19 +195,15 @@ def _check_version(lib: ctypes.CDLL, path: str) -> None:
 
 
 lib, path = _open()
+_check_version(lib, path)   # first: an older library may lack functions _declare names
 _declare(lib)
-_check_version(lib, path)
 
 
 def default_params() -> Params:
-    """rm_params_init()'s defaults in our mirror. A newer library may have a larger struct, so it fills
-    a buffer of ample size and we keep the fields we know (struct_size = ours, as an older caller)."""
-    scratch = (_c.c_char * 4096)()
-    lib.rm_params_init(_c.cast(scratch, _c.POINTER(Params)))
-    theirs = _c.c_size_t.from_buffer(scratch).value
+    """rm_params_init_size()'s defaults in our mirror: the library writes no more than our size and
+    sets struct_size to what both know."""
     p = Params()
-    _c.memmove(_c.addressof(p), scratch, min(theirs, _c.sizeof(Params)))
-    p.struct_size = _c.sizeof(Params)
+    lib.rm_params_init_size(_c.byref(p), _c.sizeof(Params))
     return p
 
 

@@ -111,7 +111,8 @@ class RewardModel:
     the score names (a list or "a,b,..."); now "YYYY-MM-DDTHH:MM:SS" fixing strftime_now;
     content_special_tokens as transformers (see the header); chat_template a template's text; head
     "auto" | "classifier" | "logits" | "principle"; max_tokens the longest input accepted (0: the
-    context); yes_token / no_token the principle head's vocabulary entries.
+    context); yes_token / no_token the principle head's vocabulary entries; tp the tensor-parallel
+    ranks this process runs as threads (0: not split; docs/parallel.md).
     """
 
     def __init__(self, path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], device: Device = "auto", threads: int = 0,
@@ -119,7 +120,8 @@ class RewardModel:
                  names: Union[str, Sequence[str], None] = None, now: Optional[str] = None,
                  content_special_tokens: bool = False, chat_template: Optional[str] = None, *,
                  dtype: DType = "auto", gpu: int = 0, max_device_bytes: int = 0, head: Head = "auto",
-                 max_tokens: int = 0, yes_token: Optional[str] = None, no_token: Optional[str] = None) -> None:
+                 max_tokens: int = 0, yes_token: Optional[str] = None, no_token: Optional[str] = None,
+                 tp: int = 0) -> None:
         self._handle: Optional[int] = None
         self._lock = threading.Condition()
         self._active = 0
@@ -129,10 +131,11 @@ class RewardModel:
         p.dtype = _choice(DTYPES, dtype, "dtype")
         p.head = _choice(HEADS, head, "head")
         for what, value in (("threads", threads), ("gpu", gpu), ("max_device_bytes", max_device_bytes),
-                            ("max_tokens", max_tokens)):
+                            ("max_tokens", max_tokens), ("tp", tp)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidArgumentError(1, f"{what}={value!r}: expected an int >= 0")
         p.n_threads, p.gpu, p.max_device_bytes, p.max_tokens = threads, gpu, max_device_bytes, max_tokens
+        p.tp = tp
         if logits_range is not None:
             begin, end = logits_range
             if not 0 <= begin < end:

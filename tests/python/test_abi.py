@@ -87,7 +87,7 @@ def test_older_library_is_refused(tmp_path):
     fake = tmp_path / "old.c"
     fake.write_text('unsigned rm_version_number(void) { return 100; }\n'
                     'const char *rm_version_string(void) { return "0.1.0"; }\n')
-    names = ["rm_params_init", "rm_load", "rm_free", "rm_score_batch", "rm_scores_free", "rm_render",
+    names = ["rm_params_init", "rm_params_init_size", "rm_load", "rm_free", "rm_score_batch", "rm_scores_free", "rm_render",
              "rm_tokenize_messages", "rm_model_tokenizer", "rm_tokenize", "rm_ids_free", "rm_string_free",
              "rm_model_head", "rm_model_n_scores", "rm_model_score_name", "rm_model_architecture",
              "rm_model_n_ctx", "rm_model_n_layers", "rm_model_device", "rm_model_dtype", "rm_model_counters",

@@ -1,0 +1,35 @@
+/*
+ * plan.c - what rm_load asks of the tp engine, from rm_params, the model
+ * and, for a pack, what the pack holds.
+ */
+#include "parallel/tp.h"
+
+#include <string.h>
+
+#include "pack/pack.h"
+
+rm_status rm_tp_plan_make(rm_tp_plan *plan, const rm_params *p, const rm_config *cfg, const rm_model_weights *mw,
+                          const struct rm_pack *pack, rm_device device, const rm_engine_ops *inner, rm_err *err) {
+    memset(plan, 0, sizeof *plan);
+    int tp = p->tp;
+    rm_status st;
+    if (tp < 0 || tp > 4096) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.tp %d: 0 to 4096 ranks", tp);
+    if (pack && (st = rm_pack_check_request(pack, tp, p->dtype, device, &tp, err))) return st;
+    if ((st = rm_shard_check(cfg, tp, err))) return st;
+    if (!(p->tp_timeout_s >= 0))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.tp_timeout_s %g is negative", p->tp_timeout_s);
+    if (p->gpus && (p->n_gpus == 0 || p->n_gpus > 4096))
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.gpus is set with n_gpus %zu", p->n_gpus);
+    for (size_t i = 0; p->gpus && i < p->n_gpus; i++)
+        if (p->gpus[i] < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.gpus[%zu] is %d", i, p->gpus[i]);
+    if ((st = rm_tp_layout_resolve(&plan->layout, tp, p->rank, p->world_size, p->local_rank, err))) return st;
+    plan->inner = inner;
+    plan->source = (rm_shard_source){cfg, pack ? NULL : mw, pack};
+    plan->gpus = p->gpus;
+    plan->n_gpus = p->gpus ? p->n_gpus : 0;
+    plan->timeout_s = p->tp_timeout_s;
+    if (p->has_nccl_id != 0 && p->has_nccl_id != 1)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.has_nccl_id is %d (0 or 1)", p->has_nccl_id);
+    plan->comm_ctx = p->has_nccl_id ? p->nccl_id : NULL;   /* read while rm_load runs: the engine is made there */
+    return RM_OK;
+}
