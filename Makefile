@@ -19,7 +19,8 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
-GPU ?= 0
+# GPU=auto builds the GPU parts when nvcc is found; GPU=1 requires them, GPU=0 skips them.
+GPU ?= auto
 
 CC ?= cc
 BUILD ?= build
@@ -39,6 +40,61 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+# ---------------------------------------------------------------- GPU: the CUDA kernels (begin)
+# kernels/*.cu -> $(BUILD)/lib/libnimreward-kernels.a, linked by the CUDA
+# module and by tests/test_kernels (which needs a GPU to run and skips
+# without one). NVCC, CUDA_HOME, CUDA_LIBDIR, CUDA_ARCH, NVCCFLAGS may be set.
+ifeq ($(origin NVCC),undefined)
+NVCC := $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard $(or $(CUDA_HOME),/usr/local/cuda)/bin/nvcc))
+endif
+ifeq ($(origin CUDA_HOME),undefined)
+CUDA_HOME := $(or $(patsubst %/bin/nvcc,%,$(realpath $(shell command -v $(NVCC) 2>/dev/null))),/usr/local/cuda)
+endif
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+ifeq ($(GPU),0)
+GPU_BUILD := 0
+else ifneq ($(NVCC),)
+GPU_BUILD := 1
+else ifeq ($(GPU),1)
+$(error GPU=1 but nvcc was not found: set NVCC or CUDA_HOME)
+else
+GPU_BUILD := 0
+endif
+# Hopper (the H200, sm_90a: wgmma, setmaxnreg), Ampere and later (sm_80), and
+# PTX for the driver to compile on anything newer.
+CUDA_ARCH ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
+             -gencode arch=compute_80,code=compute_80
+NVCCFLAGS ?= -O3
+NVCCFLAGS += -std=c++17 -Xcompiler -fPIC -Ikernels -Ilib
+KERNEL_SRC := $(wildcard kernels/*.cu)
+KERNEL_OBJ := $(KERNEL_SRC:%.cu=$(BUILD)/obj/%.o)
+KERNEL_LIB := $(BUILD)/lib/libnimreward-kernels.a
+CUDA_RT_LIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
+
+.PHONY: kernels
+ifeq ($(GPU_BUILD),1)
+all: kernels
+kernels: $(KERNEL_LIB)
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh) lib/random.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -c $< -o $@
+
+$(KERNEL_LIB): $(KERNEL_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# The test is C (gcc) against the launchers' C interface and the CPU twins.
+$(BUILD)/tests/test_kernels: tests/test_kernels.c tests/test.h kernels/kernels.h $(KERNEL_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Ikernels -I$(CUDA_HOME)/include -o $@ $< $(KERNEL_LIB) $(STATIC) $(LDLIBS) \
+	    $(CUDA_RT_LIBS)
+else
+kernels:
+	@echo "kernels: not built (GPU=$(GPU), nvcc $(if $(NVCC),at $(NVCC),not found))"
+TEST_BIN := $(filter-out $(BUILD)/tests/test_kernels,$(TEST_BIN))
+endif
+# ---------------------------------------------------------------- GPU: the CUDA kernels (end)
 
 SONAME := libnimreward.so.$(VMAJOR)
 SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
@@ -93,7 +149,7 @@ check: all tests
 
 SANFLAGS_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 san-build:
-	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="$(SANFLAGS_ASAN)" all tests
+	$(MAKE) BUILD=build-san OPT=-O1 SANFLAGS="$(SANFLAGS_ASAN)" GPU=0 all tests
 
 san: san-build
 	tests/run.sh --san
