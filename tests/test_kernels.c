@@ -774,6 +774,19 @@ static const op_tests ops[] = {
     {"attention", test_attention, LEN(attn_cases)},
 };
 
+/* RM_KERNEL_OPS="rope,attention#0,attention#6" runs only those ops (every
+ * case) and cases (by index); unset or empty, everything. */
+static int selected(const char *only, const char *op, int c) {
+    if (!only || !*only) return 1;
+    size_t n = strlen(op);
+    for (const char *p = only; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len >= n && strncmp(p, op, n) == 0 && (len == n || (p[n] == '#' && atoi(p + n + 1) == c))) return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 int main(void) {
     int n_checks = 1;   /* the launch contract */
     for (size_t o = 0; o < LEN(ops); o++) n_checks += (int)ops[o].n;
@@ -800,16 +813,16 @@ int main(void) {
         return test_summary("test_kernels");
     }
 
-    /* RM_KERNEL_OPS=attention,rope runs only those ops (a quicker rerun). */
     const char *only = getenv("RM_KERNEL_OPS");
+    if (only && *only) fprintf(stderr, "only %s (RM_KERNEL_OPS)\n", only);
     uint64_t case_id = 0;
     for (size_t o = 0; o < LEN(ops); o++)
         for (size_t c = 0; c < ops[o].n; c++) {
-            rng_case(++case_id);   /* counted even when skipped: a case's inputs do not depend on the filter */
-            if (only && *only && !strstr(only, ops[o].op)) continue;
-            CHECK(ops[o].run(c), "%s case %zu (seed %llu)", ops[o].op, c, (unsigned long long)base_seed);
+            rng_case(++case_id);   /* numbered even when left out: a case's inputs do not depend on the filter */
+            if (selected(only, ops[o].op, (int)c))
+                CHECK(ops[o].run(c), "%s case %zu (seed %llu)", ops[o].op, c, (unsigned long long)base_seed);
         }
-    if (!only || !*only || strstr(only, "contract")) CHECK(test_contract(), "launch contract");
+    if (selected(only, "contract", 0)) CHECK(test_contract(), "launch contract");
     cudaStreamDestroy(stream);
     return test_summary("test_kernels");
 }
