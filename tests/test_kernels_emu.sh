@@ -9,7 +9,7 @@
 # It cannot check what only the hardware decides: the instructions' real
 # behaviour, timing, the device's math functions (CUDA's expf, sincos).
 #
-# The quick suite (RM_QUICK=1) runs every op but only three attention cases
+# Emulated: the files kernels/kernels.h names. The quick suite (RM_QUICK=1) runs every op but only three attention cases
 # (the fast path, a generic head_dim, the forced generic path); the full
 # suite runs all. Skipped under the sanitizers: the fibers switch stacks,
 # which ASan does not follow.
@@ -41,7 +41,12 @@ stale() { [ ! -f "$1" ] || [ "$2" -nt "$1" ] || [ "$shared_newest" -nt "$1" ]; }
 CXXFLAGS="-std=c++20 -O2 -g -fno-strict-aliasing -Wall -Wno-unused-function -Wno-unknown-pragmas -Itests/cuda_emu -Ikernels -Ilib"
 objs=()
 pids=()
-for cu in kernels/*.cu; do
+# The files that implement kernels.h (its comments name them: "/* rope.cu: ..."),
+# which is what test_kernels calls; other kernels/*.cu are not emulated.
+kernel_files=$(sed -n 's|^/\* \([a-z0-9_]*\.cu\):.*|kernels/\1|p' kernels/kernels.h)
+[ -n "$kernel_files" ] || fail "no kernel file named in kernels/kernels.h"
+for cu in $kernel_files; do
+    [ -f "$cu" ] || fail "$cu (named in kernels/kernels.h) is missing"
     b=$(basename "$cu" .cu)
     obj=$OUT/src/$b.o
     objs+=("$obj")
