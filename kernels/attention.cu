@@ -37,8 +37,8 @@
  *  - correctness of both paths (tests/test_kernels), then the fast path's
  *    TFLOPS at 1x4096 / 16x512 (causal FLOPs = 2 * 2 * head_dim * keys seen);
  *  - 8 warps / 128 rows per block and 128-key tiles for head_dim 64 (FA2's
- *    choices); occupancy is 2 blocks per SM at head_dim 128 (87 KB of shared
- *    memory per block);
+ *    choices); occupancy is 2 blocks per SM at head_dim 128 (87,040 bytes of
+ *    shared memory per block);
  *  - skip the mask on tiles wholly below the diagonal (only the last one or
  *    two tiles of a row block need it);
  *  - the output goes straight from registers (4-byte stores); staging it
