@@ -28,6 +28,9 @@
  *    the twin is exact (double).
  *
  * Without a usable CUDA device the program prints the skip line and exits 0.
+ * RM_KERNEL_OPS="rope,attention#3" runs only those ops / cases;
+ * RM_KERNEL_BENCH=1 then times attention at the benchmark's shapes (fast and
+ * generic paths, causal TFLOPS) and the memory-bound kernels (GB/s).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -753,6 +756,120 @@ static int test_contract(void) {
     return ok && bad && cuda_ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
+/* ---------------------------------------------------------------- timing (RM_KERNEL_BENCH=1) */
+
+/* Milliseconds per launch of `launch` over `reps` launches after one warm-up,
+ * by CUDA events on the test's stream; negative when a launch failed. */
+typedef cudaError_t (*bench_fn)(const void *arg);
+static double time_launch(bench_fn launch, const void *arg, int reps) {
+    cudaEvent_t t0, t1;
+    float ms = -1;
+    if (cudaEventCreate(&t0) != cudaSuccess) return -1;
+    if (cudaEventCreate(&t1) != cudaSuccess) {
+        cudaEventDestroy(t0);
+        return -1;
+    }
+    int ok = launch(arg) == cudaSuccess && cudaEventRecord(t0, stream) == cudaSuccess;
+    for (int i = 0; ok && i < reps; i++) ok = launch(arg) == cudaSuccess;
+    ok = ok && cudaEventRecord(t1, stream) == cudaSuccess && cudaEventSynchronize(t1) == cudaSuccess &&
+         cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess;
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    return ok ? ms / reps : -1;
+}
+
+static cudaError_t bench_attention(const void *a) { return rm_cu_attention((const rm_cu_attn *)a, stream); }
+static cudaError_t bench_attention_generic(const void *a) {
+    return rm_cu_attention_generic((const rm_cu_attn *)a, stream);
+}
+
+/* Attention at the benchmark's shapes (Llama-3.3-70B: 64 / 8 heads of 128):
+ * n_seqs sequences of `len` tokens, or with prompt > 0 one prompt of that
+ * many tokens shared by n_seqs responses of `len` tokens. FLOPs counted
+ * causal: 4 * head_dim per (query, head, key seen). */
+static void bench_attention_shape(int n_seqs, int len, int prompt) {
+    const int H = 64, KV = 8, hd = 128, S = n_seqs + (prompt > 0);
+    size_t width = (size_t)(H + 2 * KV) * hd;
+    int32_t *q_begin = xmalloc((S + 1) * 4), *q_pos0 = xmalloc(S * 4), *key_off = xmalloc((S + 1) * 4);
+    int rows = 0, keys = 0;
+    double flops = 0;
+    for (int s = 0; s < S; s++) {
+        int own = prompt > 0 && s == 0 ? prompt : len, pos0 = prompt > 0 && s > 0 ? prompt : 0;
+        q_begin[s] = rows, q_pos0[s] = pos0, key_off[s] = keys;
+        rows += own, keys += pos0 + own;
+        for (int t = 0; t < own; t++) flops += 4.0 * hd * H * (pos0 + t + 1);
+    }
+    q_begin[S] = rows, key_off[S] = keys;
+    int32_t *key_rows = xmalloc((size_t)keys * 4);
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < key_off[s + 1] - key_off[s]; j++)
+            key_rows[key_off[s] + j] = j < q_pos0[s] ? j : q_begin[s] + j - q_pos0[s];   /* the prompt is sequence 0 */
+    uint16_t *qkv = dev_poisoned((size_t)rows * width * 2), *out = dev_poisoned((size_t)rows * H * hd * 2);
+    int32_t *d_qb = dev_copy(q_begin, (S + 1) * 4), *d_qp = dev_copy(q_pos0, S * 4),
+            *d_ko = dev_copy(key_off, (S + 1) * 4), *d_kr = dev_copy(key_rows, (size_t)keys * 4);
+    if (qkv && out && d_qb && d_qp && d_ko && d_kr &&
+        rm_cu_random_bf16(qkv, (size_t)rows * width, 7, 1, 1.0f, stream) == cudaSuccess) {
+        int max_q = prompt > len ? prompt : len;
+        rm_cu_attn a = {qkv, qkv + (size_t)H * hd, qkv + (size_t)(H + KV) * hd, out, width, width, (size_t)H * hd,
+                        H, KV, hd, 1.0f / sqrtf((float)hd), S, max_q, prompt + len, d_qb, d_qp, d_ko, d_kr};
+        double ms = time_launch(bench_attention, &a, 10), msg = time_launch(bench_attention_generic, &a, 2);
+        char shape[64];
+        snprintf(shape, sizeof shape, prompt ? "%dx(%d shared + %d)" : "%dx%d%.0d", n_seqs, prompt ? prompt : len,
+                 prompt ? len : 0);
+        fprintf(stderr, "  attention %-24s %7d rows  fast %8.3f ms %7.1f TFLOPS   generic %8.3f ms %6.1f TFLOPS\n",
+                shape, rows, ms, flops / ms / 1e9, msg, flops / msg / 1e9);
+    } else {
+        fprintf(stderr, "  attention %dx%d: could not set up\n", n_seqs, len);
+    }
+    dev_free(6, qkv, out, d_qb, d_qp, d_ko, d_kr);
+    free(q_begin), free(q_pos0), free(key_off), free(key_rows);
+}
+
+typedef struct { int which; void *a, *b, *c, *d; size_t rows, cols; } ew_args;
+static cudaError_t bench_elementwise(const void *p) {
+    const ew_args *e = p;
+    switch (e->which) {
+    case 0: return rm_cu_add_rmsnorm(e->a, e->b, e->cols, e->c, e->d, NULL, e->rows, e->cols, 1e-5f, stream);
+    case 1: return rm_cu_silu_mul(e->d, e->b, 2 * e->cols, e->rows, e->cols, stream);
+    case 2: return rm_cu_quantize_fp8_rows(e->b, e->cols, e->rows, e->cols, e->d, e->a, stream);
+    default: return rm_cu_rope(e->b, e->cols, e->rows, e->cols / 128, 128, e->c, e->a, stream);
+    }
+}
+
+/* The memory-bound kernels at 4096 tokens of the 70B shape, in GB/s moved. */
+static void bench_elementwise_all(void) {
+    const size_t rows = 4096, H = 8192, F = 28672;
+    float *f = dev_poisoned(rows * F * 4);
+    uint16_t *in = dev_poisoned(rows * 2 * F * 2), *out = dev_poisoned(rows * F * 2), *w = dev_poisoned(H * 2);
+    int32_t *pos = dev_poisoned(rows * 4);
+    if (!f || !in || !out || !w || !pos || rm_cu_random_bf16(in, rows * 2 * F, 3, 1, 1.0f, stream) != cudaSuccess ||
+        rm_cu_random_bf16(w, H, 3, 2, 1.0f, stream) != cudaSuccess ||
+        cudaMemset(f, 0, rows * F * 4) != cudaSuccess || cudaMemset(pos, 0, rows * 4) != cudaSuccess) {
+        fprintf(stderr, "  element-wise kernels: could not set up\n");
+    } else {
+        struct { const char *name; ew_args a; double bytes; } k[] = {
+            {"add_rmsnorm 4096x8192", {0, f, in, w, out, rows, H}, rows * H * (4.0 + 4 + 2 + 2)},
+            {"silu_mul 4096x28672", {1, NULL, in, NULL, out, rows, F}, rows * F * (4.0 + 2)},
+            {"quantize_fp8 4096x28672", {2, f, in, NULL, out, rows, F}, rows * F * (2.0 + 1)},
+            {"rope 4096x(64x128)", {3, f, in, pos, NULL, rows, H}, rows * H * (2.0 + 2)},
+        };
+        for (size_t i = 0; i < LEN(k); i++) {
+            double ms = time_launch(bench_elementwise, &k[i].a, 10);
+            fprintf(stderr, "  %-28s %8.3f ms %7.0f GB/s\n", k[i].name, ms, k[i].bytes / ms / 1e6);
+        }
+    }
+    dev_free(5, f, in, out, w, pos);
+}
+
+static void bench(void) {
+    fprintf(stderr, "timing (RM_KERNEL_BENCH): Llama-3.3-70B shapes, 64/8 heads x 128\n");
+    bench_attention_shape(1, 4096, 0);
+    bench_attention_shape(4, 2048, 0);
+    bench_attention_shape(16, 512, 0);
+    bench_attention_shape(64, 256, 128);
+    bench_elementwise_all();
+}
+
 /* ---------------------------------------------------------------- main */
 
 typedef struct {
@@ -823,6 +940,8 @@ int main(void) {
                 CHECK(ops[o].run(c), "%s case %zu (seed %llu)", ops[o].op, c, (unsigned long long)base_seed);
         }
     if (selected(only, "contract", 0)) CHECK(test_contract(), "launch contract");
+    const char *b = getenv("RM_KERNEL_BENCH");
+    if (b && *b && *b != '0') bench();
     cudaStreamDestroy(stream);
     return test_summary("test_kernels");
 }
