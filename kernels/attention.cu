@@ -43,8 +43,10 @@
  *    two tiles of a row block need it);
  *  - the output goes straight from registers (4-byte stores); staging it
  *    through shared memory for 16-byte stores may help;
- *  - Hopper's wgmma + TMA (FlashAttention-3) is the next step past ~60% of
- *    the chip; mma.sync tops out lower on sm_90.
+ *  - Hopper's wgmma + TMA (FlashAttention-3) is the step after that:
+ *    mma.sync cannot reach the chip's bf16 peak on sm_90.
+ * Without a GPU, tests/test_kernels_emu.sh runs both paths' logic (fragment
+ * layouts, barriers, cp.async groups, masking) on a CPU emulator.
  */
 #include "common.cuh"
 #include "ptx.cuh"
