@@ -21,6 +21,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
+# GPU=auto builds the GPU parts when nvcc is found; GPU=1 requires them, GPU=0 skips them.
 GPU ?= auto
 
 CC ?= cc
@@ -48,6 +49,7 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 EXAMPLE_CXX_SRC := $(wildcard examples/*.cpp)
 EXAMPLE_CXX_BIN := $(EXAMPLE_CXX_SRC:examples/%.cpp=$(BUILD)/examples/%_cpp)
 EXAMPLE_CXXFLAGS := $(OPT) -g -std=c++17 -pedantic -Werror -Wall -Wextra -Iinclude $(SANFLAGS)
+
 
 SONAME := libnimreward.so.$(VMAJOR)
 SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
@@ -141,13 +143,24 @@ cuda-incomplete: $(KERNEL_LIB) $(CUDA_HOST_OBJ)
 	@echo "note: the CUDA module is not linked: $(KERNELS_MISSING) not written yet (the host code and kernels compiled)"
 .PHONY: cuda-incomplete
 
-$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h) lib/random.h
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.h kernels/*.cuh) lib/random.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(KERNEL_LIB): $(KERNEL_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# tests/test_kernels: each kernel against its CPU twin on a GPU (it prints the
+# skip line without one). C (gcc) against the launchers' C interface.
+ifeq ($(GPU_BUILD),1)
+$(BUILD)/tests/test_kernels: tests/test_kernels.c tests/test.h kernels/kernels.h $(KERNEL_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Ikernels -I$(CUDA_INC) -o $@ $< $(KERNEL_LIB) $(STATIC) $(LDLIBS) \
+	    -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
+else
+TEST_BIN := $(filter-out $(BUILD)/tests/test_kernels,$(TEST_BIN))
+endif
 
 $(CUDA_HOST_OBJ): CFLAGS += -I$(CUDA_INC) -Ikernels -Ilib/cuda -Wno-comment -DRM_CUDA_ARCH='"$(CUDA_ARCH)"'
 $(CUDA_HOST_OBJ): $(wildcard lib/cuda/*.h kernels/*.h)

@@ -1,7 +1,8 @@
 /*
- * kernels.h - the launchers of the CUDA kernels in kernels/*.cu: the contract
- * between the kernels and the CUDA engine (lib/cuda/). Plain C (only
- * <cuda_runtime_api.h>), so host code compiled by gcc can call them.
+ * kernels.h - the launchers of the CUDA kernels (kernels/, one .cu per op
+ * family): the contract between the kernels and the CUDA engine (lib/cuda/).
+ * Plain C (only <cuda_runtime_api.h>), so host code compiled by gcc can call
+ * them.
  *
  * Conventions:
  *  - bf16 values travel as uint16_t (the bit pattern of __nv_bfloat16).
@@ -102,6 +103,11 @@ typedef struct rm_cu_attn {
     const int32_t *key_rows;        /* [key_off[n_seqs]], device */
 } rm_cu_attn;
 cudaError_t rm_cu_attention(const rm_cu_attn *a, cudaStream_t stream);
+/* The same through the generic CUDA-core path whatever head_dim and alignment
+ * (rm_cu_attention takes it when the fast path does not apply). Added by
+ * the kernels branch: tests hold both paths to the CPU twin, and an engine
+ * can fall back to it should the tensor-core path misbehave on a device. */
+cudaError_t rm_cu_attention_generic(const rm_cu_attn *a, cudaStream_t stream);
 
 /* random.cu: the counter-based generator behind random models (benchmarks,
  * the 70B-shaped test): value i of tensor `tensor` is

@@ -303,3 +303,169 @@ void rm_cpu_quantize_fp8_rows(const float *x, size_t n_rows, size_t cols, uint8_
         for (size_t j = 0; j < cols; j++) q[r * cols + j] = rm_fp8_e4m3_from_f32(xr[j] / scale);
     }
 }
+
+/* ---------------------------------------------------------------- twins of the CUDA kernels
+ * The arithmetic of the kernels in kernels/, step for step. These are compiled without
+ * -march, so x86-64 has no FMA to contract a * b + c into: each fp32
+ * operation rounds as the kernels' __fmul_rn / __fadd_rn do. */
+
+#include "random.h"   /* here, not at the top: this section is appended to a file others edit */
+
+/* n_threads as given, at least 1 */
+#define TWIN_THREADS(n) ((n) > 0 ? (n) : 1)
+
+uint16_t rm_bf16_from_f32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fff;    /* NaN */
+    u += 0x7fffu + ((u >> 16) & 1);                         /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+static inline float bf16_round(float x) { return rm_bf16_to_f32(rm_bf16_from_f32(x)); }
+
+void rm_cpu_embedding(float *x, const uint16_t *embed, const int32_t *tokens, size_t n_rows, size_t hidden,
+                      int n_threads) {
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n_rows * hidden >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++) {
+        const uint16_t *e = embed + (size_t)(uint32_t)tokens[r] * hidden;
+        for (size_t i = 0; i < hidden; i++) x[r * hidden + i] = rm_bf16_to_f32(e[i]);
+    }
+}
+
+/* 1 / sqrt(mean + eps) as rmsnorm_row takes it: the mean of the squares
+ * (summed in double) rounded to fp32, eps added in fp32, the reciprocal
+ * square root in double rounded once. */
+static float rms_scale(double sum_sq, size_t n, float eps) {
+    float var = (float)(sum_sq / (double)n);
+    return (float)(1.0 / sqrt((double)(var + eps)));
+}
+
+void rm_cpu_add_rmsnorm(float *x, const uint16_t *delta, size_t delta_stride, const uint16_t *w, uint16_t *out,
+                        float *out_f32, size_t n_rows, size_t dim, float eps, int n_threads) {
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n_rows * dim >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++) {
+        float *xr = x + r * dim;
+        if (delta)
+            for (size_t i = 0; i < dim; i++) xr[i] = xr[i] + rm_bf16_to_f32(delta[r * delta_stride + i]);
+        float rs = rms_scale(sum_squares(xr, dim), dim, eps);
+        for (size_t i = 0; i < dim; i++) {
+            float y = xr[i] * rs, wi = rm_bf16_to_f32(w[i]);
+            if (out) out[r * dim + i] = rm_bf16_from_f32(bf16_round(y) * wi);
+            if (out_f32) out_f32[r * dim + i] = y * wi;
+        }
+    }
+}
+
+void rm_cpu_head_rmsnorm_bf16(uint16_t *x, size_t stride, const uint16_t *w, size_t n_rows, size_t n_heads,
+                              size_t head_dim, float eps, int n_threads) {
+    size_t n = n_rows * n_heads;
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n * head_dim >= PAR_MIN_WORK)
+    for (size_t v = 0; v < n; v++) {
+        uint16_t *xv = x + (v / n_heads) * stride + (v % n_heads) * head_dim;
+        double ss = 0;
+        for (size_t i = 0; i < head_dim; i++) {
+            float f = rm_bf16_to_f32(xv[i]);
+            ss += (double)f * f;
+        }
+        float rs = rms_scale(ss, head_dim, eps);
+        for (size_t i = 0; i < head_dim; i++)
+            xv[i] = rm_bf16_from_f32(bf16_round(rm_bf16_to_f32(xv[i]) * rs) * rm_bf16_to_f32(w[i]));
+    }
+}
+
+void rm_cpu_add_bias(uint16_t *y, size_t stride, const uint16_t *b, size_t n_rows, size_t cols, int n_threads) {
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n_rows * cols >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++)
+        for (size_t c = 0; c < cols; c++)
+            y[r * stride + c] = rm_bf16_from_f32(rm_bf16_to_f32(y[r * stride + c]) + rm_bf16_to_f32(b[c]));
+}
+
+void rm_cpu_rope_bf16(uint16_t *x, size_t stride, size_t n_rows, size_t n_heads, size_t head_dim, const int32_t *pos,
+                      const float *inv_freq, int n_threads) {
+    size_t half = head_dim / 2;
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) \
+    if (n_rows * n_heads * head_dim >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++) {
+        float p = (float)pos[r];
+        for (size_t i = 0; i < half; i++) {
+            float angle = p * inv_freq[i];
+            float c = (float)cos((double)angle), s = (float)sin((double)angle);
+            for (size_t h = 0; h < n_heads; h++) {
+                uint16_t *v = x + r * stride + h * head_dim;
+                float a = rm_bf16_to_f32(v[i]), b = rm_bf16_to_f32(v[i + half]);
+                v[i] = rm_bf16_from_f32(a * c - b * s);
+                v[i + half] = rm_bf16_from_f32(b * c + a * s);
+            }
+        }
+    }
+}
+
+void rm_cpu_silu_mul_bf16(uint16_t *out, const uint16_t *gate_up, size_t stride, size_t n_rows, size_t ffn,
+                          int n_threads) {
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n_rows * ffn >= PAR_MIN_WORK)
+    for (size_t r = 0; r < n_rows; r++) {
+        const uint16_t *row = gate_up + r * stride;
+        for (size_t i = 0; i < ffn; i++) {
+            float g = rm_bf16_to_f32(row[i]), u = rm_bf16_to_f32(row[ffn + i]);
+            out[r * ffn + i] = rm_bf16_from_f32(g / (1.0f + expf(-g)) * u);
+        }
+    }
+}
+
+void rm_cpu_gather_rows(float *dst, const float *src, const int32_t *rows, size_t n, size_t cols, int n_threads) {
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n * cols >= PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++)
+        memcpy(dst + i * cols, src + (size_t)(uint32_t)rows[i] * cols, cols * sizeof *dst);
+}
+
+/* One query row of one head: keys 0 .. n_keys - 1 of its sequence.
+ * sc: max_keys scores, then head_dim sums. */
+static void attend_bf16(const rm_cpu_attn_bf16 *a, int s, int t, int h, double *sc) {
+    size_t hd = (size_t)a->head_dim;
+    int G = a->n_heads / a->n_kv_heads, koff = a->key_off[s];
+    long n_keys = (long)a->key_off[s + 1] - koff, nk = (long)a->q_pos0[s] + t + 1;
+    if (nk > n_keys) nk = n_keys;
+    if (nk > a->max_keys) nk = a->max_keys;                 /* scratch bound (a description error) */
+    size_t row = (size_t)(a->q_begin[s] + t);
+    const uint16_t *q = a->q + row * a->q_stride + (size_t)h * hd;
+    uint16_t *out = a->out + row * a->out_stride + (size_t)h * hd;
+    size_t kv_col = (size_t)(h / G) * hd;
+    if (nk <= 0) {
+        for (size_t d = 0; d < hd; d++) out[d] = 0;
+        return;
+    }
+    double max = -INFINITY, sum = 0, *acc = sc + a->max_keys;
+    for (long j = 0; j < nk; j++) {
+        const uint16_t *k = a->k + (size_t)(uint32_t)a->key_rows[koff + j] * a->kv_stride + kv_col;
+        double dot = 0;
+        for (size_t d = 0; d < hd; d++) dot += (double)rm_bf16_to_f32(q[d]) * rm_bf16_to_f32(k[d]);
+        sc[j] = dot * a->scale;
+        if (sc[j] > max) max = sc[j];
+    }
+    for (size_t d = 0; d < hd; d++) acc[d] = 0;
+    for (long j = 0; j < nk; j++) {
+        double p = exp(sc[j] - max);
+        const uint16_t *v = a->v + (size_t)(uint32_t)a->key_rows[koff + j] * a->kv_stride + kv_col;
+        sum += p;
+        for (size_t d = 0; d < hd; d++) acc[d] += p * rm_bf16_to_f32(v[d]);
+    }
+    for (size_t d = 0; d < hd; d++) out[d] = rm_bf16_from_f32((float)(acc[d] / sum));
+}
+
+void rm_cpu_attention_bf16(const rm_cpu_attn_bf16 *a, double *scratch, int n_threads) {
+#pragma omp parallel num_threads(TWIN_THREADS(n_threads))
+    {
+        double *sc = scratch + (size_t)omp_get_thread_num() * ((size_t)a->max_keys + (size_t)a->head_dim);
+        for (int s = 0; s < a->n_seqs; s++) {
+            int n_items = (a->q_begin[s + 1] - a->q_begin[s]) * a->n_heads;
+#pragma omp for schedule(dynamic, 4)
+            for (int it = 0; it < n_items; it++) attend_bf16(a, s, it / a->n_heads, it % a->n_heads, sc);
+        }
+    }
+}
+
+void rm_cpu_random_bf16(uint16_t *out, size_t n, uint64_t seed, uint64_t tensor, float scale, int n_threads) {
+#pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n >= PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) out[i] = rm_bf16_from_f32(rm_random_value(seed, tensor, i) * scale);
+}

@@ -131,4 +131,76 @@ RM_INTERNAL int rm_engine_cpu_is_resident(const struct rm_engine *e);
  * Not thread-safe against a running forward. */
 RM_INTERNAL void rm_engine_cpu_set_attn_blas_min(struct rm_engine *e, size_t min_queries);
 
+/* ---------------------------------------------------------------- twins of the CUDA kernels
+ * kernels/kernels.h's rm_cu_X is held to rm_cpu_X here (tests/test_kernels):
+ * the same inputs (bf16 as uint16_t bit patterns), the same rounding points,
+ * so that the comparison can be tight. Where a name was taken by the fp32
+ * engine's op, the twin has a _bf16 suffix. Rows are split over up to
+ * n_threads OpenMP threads, each row computed the same way whatever the count. */
+
+/* fp32 -> bf16, round to nearest even; NaN becomes 0x7fff. */
+RM_INTERNAL uint16_t rm_bf16_from_f32(float x);
+
+/* x[r] = fp32(embed[tokens[r]]), n_rows rows of `hidden`; 0 <= tokens[r] < vocab. */
+RM_INTERNAL void rm_cpu_embedding(float *x, const uint16_t *embed, const int32_t *tokens, size_t n_rows,
+                                  size_t hidden, int n_threads);
+
+/* rm_cu_add_rmsnorm: with delta, x[r] += fp32(delta[r]) (rows at delta_stride);
+ * then y = x[r] * rsqrt(mean(x[r]^2) + eps) (sum of squares in double,
+ * variance and eps in fp32, the reciprocal square root in double rounded to
+ * fp32, as rm_cpu_rmsnorm); out[r] = bf16(fp32(bf16(y)) * fp32(w)) when out,
+ * out_f32[r] = y * fp32(w) when out_f32 (each may be NULL). */
+RM_INTERNAL void rm_cpu_add_rmsnorm(float *x, const uint16_t *delta, size_t delta_stride, const uint16_t *w,
+                                    uint16_t *out, float *out_f32, size_t n_rows, size_t dim, float eps,
+                                    int n_threads);
+
+/* rm_cu_head_rmsnorm: the same bf16 arithmetic per head, in place; each row
+ * holds n_heads vectors of head_dim at x + r * stride. */
+RM_INTERNAL void rm_cpu_head_rmsnorm_bf16(uint16_t *x, size_t stride, const uint16_t *w, size_t n_rows,
+                                          size_t n_heads, size_t head_dim, float eps, int n_threads);
+
+/* rm_cu_add_bias: y[r][c] = bf16(fp32(y[r][c]) + fp32(b[c])) for c < cols. */
+RM_INTERNAL void rm_cpu_add_bias(uint16_t *y, size_t stride, const uint16_t *b, size_t n_rows, size_t cols,
+                                 int n_threads);
+
+/* rm_cu_rope: rm_cpu_rope on bf16 rows in place, row r at position pos[r];
+ * angle = (float)pos[r] * inv_freq[i] in fp32, cos / sin as rm_cpu_rope_table,
+ * the rotation in fp32, one bf16 rounding. head_dim is even. */
+RM_INTERNAL void rm_cpu_rope_bf16(uint16_t *x, size_t stride, size_t n_rows, size_t n_heads, size_t head_dim,
+                                  const int32_t *pos, const float *inv_freq, int n_threads);
+
+/* rm_cu_silu_mul: out[r][i] = bf16(silu(fp32(gate)) * fp32(up)), gate and up
+ * the halves of gate_up + r * stride; out rows are ffn wide. */
+RM_INTERNAL void rm_cpu_silu_mul_bf16(uint16_t *out, const uint16_t *gate_up, size_t stride, size_t n_rows,
+                                      size_t ffn, int n_threads);
+
+/* rm_cu_gather_rows: dst[i] = src[rows[i]], n rows of cols floats. */
+RM_INTERNAL void rm_cpu_gather_rows(float *dst, const float *src, const int32_t *rows, size_t n, size_t cols,
+                                    int n_threads);
+
+/* rm_cu_attention's description with host pointers (the same fields, so a
+ * test fills both from one set of arrays): sequence s owns query rows
+ * q_begin[s] .. q_begin[s + 1], its first query at position q_pos0[s]; the
+ * query at position p sees keys 0 .. min(p, n_keys - 1), key j being row
+ * key_rows[key_off[s] + j] of k and v, n_keys = key_off[s + 1] - key_off[s];
+ * head h reads kv head h / (n_heads / n_kv_heads). */
+typedef struct rm_cpu_attn_bf16 {
+    const uint16_t *q, *k, *v;
+    uint16_t *out;
+    size_t q_stride, kv_stride, out_stride;
+    int n_heads, n_kv_heads, head_dim;
+    float scale;
+    int n_seqs, max_q, max_keys;
+    const int32_t *q_begin, *q_pos0, *key_off, *key_rows;
+} rm_cpu_attn_bf16;
+/* The reference: scores, softmax and the weighted sum of values in double
+ * from the bf16 inputs, rounded to bf16 once (the kernel's error against it
+ * is its own: fp32 accumulation, P in bf16). A query without keys gets 0.
+ * scratch: n_threads * (max_keys + head_dim) doubles. */
+RM_INTERNAL void rm_cpu_attention_bf16(const rm_cpu_attn_bf16 *a, double *scratch, int n_threads);
+
+/* rm_cu_random_bf16: out[i] = bf16(rm_random_value(seed, tensor, i) * scale) (lib/random.h). */
+RM_INTERNAL void rm_cpu_random_bf16(uint16_t *out, size_t n, uint64_t seed, uint64_t tensor, float scale,
+                                    int n_threads);
+
 #endif
