@@ -15,7 +15,7 @@
 
 void srv_config_usage(FILE *f) {
     fputs("usage: nimreward-server [--model DIR|hf://org/name] [--served-model-name NAME] [--host ADDR] [--port N]\n"
-          "                        [--device cpu|cuda|auto] [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N]\n"
+          "                        [--device cpu|cuda|auto] [--dtype auto|fp32|bf16|fp8] [--gpu N] [--threads N] [--tp N]\n"
           "                        [--http-threads N] [--api-key KEY] [--principle [NAME=]TEXT]...\n"
           "                        [--logits-range A,B] [--names a,b,...]\n"
           "                        [--max-body-bytes N] [--max-tokens N] [--request-timeout SECONDS]\n"
