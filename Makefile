@@ -60,7 +60,6 @@ PCFILE := $(BUILD)/lib/nimreward.pc
 all: lib tools examples cuda
 lib: $(SHARED) $(STATIC) $(PCFILE)
 tools: $(CLI_BIN) $(SERVER_BIN)
-tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN) $(EXAMPLE_CXX_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h)
@@ -161,6 +160,8 @@ $(BUILD)/tests/test_kernels: tests/test_kernels.c tests/test.h kernels/kernels.h
 else
 TEST_BIN := $(filter-out $(BUILD)/tests/test_kernels,$(TEST_BIN))
 endif
+# After the filter: a rule's prerequisites are expanded where it stands.
+tests: $(TEST_BIN)
 
 $(CUDA_HOST_OBJ): CFLAGS += -I$(CUDA_INC) -Ikernels -Ilib/cuda -Wno-comment -DRM_CUDA_ARCH='"$(CUDA_ARCH)"'
 $(CUDA_HOST_OBJ): $(wildcard lib/cuda/*.h kernels/*.h)
