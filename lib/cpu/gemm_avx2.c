@@ -128,7 +128,13 @@ AVX2_INLINE void tile_rows(size_t steps, const float *a, const float *b, float *
     __m256 c0[MR], c1[MR];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
-        if (i < m) c0[i] = c1[i] = _mm256_setzero_ps();
+        if (i < m) {
+            c0[i] = c1[i] = _mm256_setzero_ps();
+            /* C is read (or written) after the k loop: fetch it meanwhile
+             * (a large Y is far out of cache on each k block's visit). */
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
+        }
 #pragma GCC unroll 2
     for (size_t p = 0; p < steps; p++) {
         __m256 b0 = _mm256_load_ps(b + NR * p), b1 = _mm256_load_ps(b + NR * p + 8);
