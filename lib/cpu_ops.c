@@ -6,6 +6,8 @@
  */
 #include "cpu_ops.h"
 
+#include "cpu/gemm.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -214,27 +216,11 @@ void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads) {
 
 /* ---------------------------------------------------------------- projections */
 
-/* Output columns per slice are a multiple of this (the GEMM kernels' width). */
-#define LINEAR_ALIGN 64
-
-void rm_cpu_linear(float *Y, const float *X, size_t n, const float *W, size_t out, size_t in, const float *bias,
-                   int n_threads) {
-    if (n == 0 || out == 0) return;
-    size_t work = n * out * in;
-#pragma omp parallel num_threads(n_threads) if (work >= 64 * (size_t)PAR_MIN_WORK)
-    {
-        size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
-        size_t per = (out + nt - 1) / nt;
-        per = (per + LINEAR_ALIGN - 1) / LINEAR_ALIGN * LINEAR_ALIGN;
-        size_t o0 = t * per, o1 = o0 + per < out ? o0 + per : out;
-        if (o0 < o1) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(o1 - o0), (int)in, 1.0f, X, (int)in,
-                        W + o0 * in, (int)in, 0.0f, Y + o0, (int)out);
-            if (bias)
-                for (size_t r = 0; r < n; r++)
-                    for (size_t i = o0; i < o1; i++) Y[r * out + i] += bias[i];
-        }
-    }
+rm_status rm_cpu_linear(float *Y, const float *X, size_t n, const float *W, size_t out, size_t in, const float *bias,
+                        int n_threads) {
+    rm_gemm_args g = {.m = n, .n = out, .k = in, .x = X, .ldx = in, .w = W, .ldw = in, .wtype = RM_GEMM_W_F32,
+                      .bias = bias, .y = Y, .ldy = out};
+    return rm_gemm(rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT), &g, NULL, n_threads);
 }
 
 /* ---------------------------------------------------------------- weights */

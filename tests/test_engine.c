@@ -254,23 +254,26 @@ static size_t unique_rows(const batch_owner *o) {
     return r;
 }
 
-/* Packed vs one at a time, threads 1 vs 2, sharing vs none, resident vs
- * streamed weights, on every row of a reference file. */
+/* Packed vs one at a time, threads 1 vs 2, sharing vs none, weights in
+ * place (bf16 read by the GEMM) vs a resident fp32 copy vs converted per
+ * pass, on every row of a reference file. */
 static void batch_checks(const char *model, const char *ref) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", fixture(model));
     ref_row *rows;
     size_t n = read_jsonl(fixture(ref), &rows);
-    loaded m2, m1, ms;
-    int ok = load_model(&m2, dir, 2, SIZE_MAX) && load_model(&m1, dir, 1, SIZE_MAX) && load_model(&ms, dir, 2, 0);
+    loaded m2, m1, ms, mr;
+    int ok = load_model(&m2, dir, 2, SIZE_MAX) && load_model(&m1, dir, 1, SIZE_MAX) && load_model(&ms, dir, 2, 0) &&
+             load_model(&mr, dir, 2, SIZE_MAX - 1);
     CHECK(ok && n > 1, "cannot load %s / %s", dir, ref);
     if (!ok || n < 2) goto done;
-    CHECK(rm_engine_cpu_is_resident(m2.e) && !rm_engine_cpu_is_resident(ms.e), "resident flags %d %d",
-          rm_engine_cpu_is_resident(m2.e), rm_engine_cpu_is_resident(ms.e));
+    CHECK(rm_engine_cpu_is_resident(m2.e) && !rm_engine_cpu_is_resident(ms.e) && rm_engine_cpu_is_resident(mr.e),
+          "resident flags %d %d %d", rm_engine_cpu_is_resident(m2.e), rm_engine_cpu_is_resident(ms.e),
+          rm_engine_cpu_is_resident(mr.e));
     size_t H = (size_t)m2.cfg.hidden, L = (size_t)m2.cfg.n_layers;
     float *single = malloc(n * H * sizeof(float)), *packed = malloc(n * H * sizeof(float)),
           *one_thread = malloc(n * H * sizeof(float)), *shared = malloc(n * H * sizeof(float)),
-          *streamed = malloc(n * H * sizeof(float));
+          *streamed = malloc(n * H * sizeof(float)), *copied = malloc(n * H * sizeof(float));
     uint64_t *lt = calloc(L, sizeof *lt);
     rm_err err = {0};
     int fwd_ok = 1;
@@ -327,14 +330,21 @@ static void batch_checks(const char *model, const char *ref) {
             "tokens_computed %llu -> %llu\n", model, n, total, total, shared_rows,
             (unsigned long long)c_plain.tokens_computed, (unsigned long long)c_shared.tokens_computed);
 
+    /* bf16 widened by the GEMM, from an fp32 copy, or converted per pass: the same bits. */
     E->counters_reset(ms.e);
     CHECK(E->forward(ms.e, &sharing.b, streamed, &err) == RM_OK, "%s streamed: %s", model, err.msg);
-    CHECK(memcmp(streamed, shared, n * H * sizeof(float)) == 0, "%s: streamed weights differ from resident", model);
-    rm_engine_counters c_stream;
+    CHECK(memcmp(streamed, shared, n * H * sizeof(float)) == 0, "%s: streamed weights differ from in place", model);
+    E->counters_reset(mr.e);
+    CHECK(E->forward(mr.e, &sharing.b, copied, &err) == RM_OK, "%s resident: %s", model, err.msg);
+    CHECK(memcmp(copied, shared, n * H * sizeof(float)) == 0, "%s: a resident fp32 copy differs from in place", model);
+    rm_engine_counters c_stream, c_copy;
     E->counters(ms.e, &c_stream, NULL);
-    CHECK(c_stream.weight_bytes_read < c_shared.weight_bytes_read && c_stream.weight_bytes_read > 0,
-          "%s: bytes read streamed %llu, resident %llu", model, (unsigned long long)c_stream.weight_bytes_read,
-          (unsigned long long)c_shared.weight_bytes_read);
+    E->counters(mr.e, &c_copy, NULL);
+    CHECK(c_stream.weight_bytes_read == c_shared.weight_bytes_read && c_stream.weight_bytes_read > 0 &&
+              c_copy.weight_bytes_read > c_shared.weight_bytes_read,
+          "%s: bytes read streamed %llu, in place %llu, fp32 copy %llu", model,
+          (unsigned long long)c_stream.weight_bytes_read, (unsigned long long)c_shared.weight_bytes_read,
+          (unsigned long long)c_copy.weight_bytes_read);
 
     /* A sequence equal to an earlier one shares every token, last included. */
     if (rows[0].n > 1) {
@@ -356,11 +366,13 @@ static void batch_checks(const char *model, const char *ref) {
     free(one_thread);
     free(shared);
     free(streamed);
+    free(copied);
     free(lt);
 done:
     unload(&m2);
     unload(&m1);
     unload(&ms);
+    unload(&mr);
     free_rows(rows, n);
 }
 
