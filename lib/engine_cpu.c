@@ -138,10 +138,13 @@ static int is_bf16_in_place(const rm_tensor *t) {
     return t->dtype == RM_DT_BF16 && ((uintptr_t)t->data % sizeof(uint16_t)) == 0;
 }
 
-/* Binds the tensor; data is set for what the GEMM reads in place (fp32;
- * bf16 unless weights are converted), else left for make_resident / per pass. */
+/* Which stored types the GEMM reads in place (the others are converted). */
+enum { IN_PLACE_F32 = 1, IN_PLACE_BF16 = 2 };
+
+/* Binds the tensor; data is set when the GEMM reads it in place, else left
+ * for make_resident / per-pass conversion. */
 static rm_status bind_matrix(cpu_matrix *m, const rm_tensor *t, int64_t rows, int64_t cols, const char *what,
-                             int64_t layer, int bf16_in_place, rm_err *err) {
+                             int64_t layer, int in_place, rm_err *err) {
     if (!t)
         return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: layer %lld has no %s", (long long)layer, what);
     if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
@@ -151,8 +154,8 @@ static rm_status bind_matrix(cpu_matrix *m, const rm_tensor *t, int64_t rows, in
     m->rows = rows;
     m->cols = cols;
     m->data = NULL;
-    if (is_f32_in_place(t)) m->data = t->data, m->wtype = RM_GEMM_W_F32;
-    else if (bf16_in_place && is_bf16_in_place(t)) m->data = t->data, m->wtype = RM_GEMM_W_BF16;
+    if ((in_place & IN_PLACE_F32) && is_f32_in_place(t)) m->data = t->data, m->wtype = RM_GEMM_W_F32;
+    else if ((in_place & IN_PLACE_BF16) && is_bf16_in_place(t)) m->data = t->data, m->wtype = RM_GEMM_W_BF16;
     return RM_OK;
 }
 
@@ -211,12 +214,12 @@ static rm_status check_config(const rm_config *c, rm_err *err) {
     return RM_OK;
 }
 
-static rm_status bind_layer(rm_engine *e, int64_t l, int bf16_in_place, rm_err *err) {
+static rm_status bind_layer(rm_engine *e, int64_t l, int in_place, rm_err *err) {
     const rm_config *c = &e->cfg;
     const rm_layer_weights *lw = &e->w->layers[l];
     cpu_layer *L = &e->layers[l];
     int64_t H = c->hidden, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn;
-    int b = bf16_in_place;
+    int b = in_place;
     rm_status st;
     if ((st = bind_matrix(&L->wq, lw->wq, QD, H, "q_proj", l, b, err)) ||
         (st = bind_matrix(&L->wk, lw->wk, KD, H, "k_proj", l, b, err)) ||
@@ -342,7 +345,9 @@ rm_status rm_engine_cpu_create_opts(rm_engine **out, const rm_config *cfg, const
         goto fail;
     }
     for (int64_t l = 0; l < cfg->n_layers; l++)
-        if ((st = bind_layer(e, l, bf16 || o->weights == RM_CPU_WEIGHTS_AUTO, err))) goto fail;
+        if ((st = bind_layer(e, l, bf16 ? IN_PLACE_BF16 : o->weights == RM_CPU_WEIGHTS_AUTO ? IN_PLACE_F32 | IN_PLACE_BF16
+                                                                                         : IN_PLACE_F32, err)))
+            goto fail;
     if ((st = vector_f32(&e->final_norm, w->final_norm, cfg->hidden, "model.norm", -1, err))) goto fail;
     rm_cpu_rope_inv_freq(&e->cfg, e->inv_freq);
 
