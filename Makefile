@@ -6,6 +6,8 @@
 #   make fuzz       each libFuzzer harness for a short budget (FUZZ_SECONDS=N for longer)
 #   make demo       build the demo model and score the example conversations
 #   make bench      nimreward-bench --device cpu
+#   make bench-cpu  the numbers of docs/performance.md, all of them (scripts/bench-cpu.sh, ~12 min)
+#   make gemm-candidates   OpenBLAS, oneDNN, BLIS and our GEMM kernels side by side (scripts/gemm-candidates.sh)
 #   make install / uninstall   honour PREFIX, DESTDIR, LIBDIR
 #   GPU=auto (default) builds the CUDA module too when nvcc is found, GPU=0 never, GPU=1 always;
 #   CUDA_ARCH="sm_90a sm_80 compute_80" (default) names its targets.
@@ -56,7 +58,8 @@ SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
 STATIC := $(BUILD)/lib/libnimreward.a
 PCFILE := $(BUILD)/lib/nimreward.pc
 
-.PHONY: all lib tools tests examples cuda test check san san-build fuzz demo bench install uninstall clean
+.PHONY: all lib tools tests examples cuda test check san san-build fuzz demo bench bench-cpu gemm-candidates \
+        install uninstall clean
 all: lib tools examples cuda
 lib: $(SHARED) $(STATIC) $(PCFILE)
 tools: $(CLI_BIN) $(SERVER_BIN)
@@ -128,7 +131,8 @@ KERNELS_MISSING := $(filter-out $(KERNEL_SRC),$(MODULE_KERNELS))
 CUDA_HOST_SRC := $(wildcard lib/cuda/*.c)
 CUDA_HOST_OBJ := $(CUDA_HOST_SRC:%.c=$(BUILD)/obj/%.o)
 MODULE := $(BUILD)/lib/nimreward/libnimreward-cuda.so
-MODULE_HELPERS := $(addprefix $(BUILD)/obj/lib/,common.o cpu_ops.o weights.o safetensors.o)
+MODULE_HELPERS := $(addprefix $(BUILD)/obj/lib/,common.o cpu_ops.o weights.o safetensors.o) \
+                  $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard lib/cpu/*.c))
 ifeq ($(GPU),1)
 $(if $(KERNELS_MISSING),$(error GPU=1: the module needs $(KERNELS_MISSING)))
 endif
@@ -231,6 +235,12 @@ demo: all
 BENCH_TOKENIZER ?= $(wildcard ../shared/fixtures/tokenizer/llama3/tokenizer.json)
 bench: all
 	$(BUILD)/bin/nimreward-bench --device cpu $(if $(BENCH_TOKENIZER),--tokenizer $(BENCH_TOKENIZER))
+
+bench-cpu: all
+	BUILD=$(BUILD) scripts/bench-cpu.sh
+
+gemm-candidates: lib
+	BUILD=$(BUILD) CC=$(CC) scripts/gemm-candidates.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

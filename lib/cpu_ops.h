@@ -23,14 +23,14 @@ RM_INTERNAL void rm_cpu_rmsnorm(float *y, const float *x, const float *w, size_t
 RM_INTERNAL void rm_cpu_head_rmsnorm(float *x, const float *w, size_t n_rows, size_t n_heads,
                                      size_t head_dim, double eps, int n_threads);
 
-/* Y[n, out] = X[n, in] . W[out, in]^T (+ bias[out]): the GEMM of every
- * projection. The output columns are split over the OpenMP threads, each
- * calling a single-threaded cblas_sgemm on its slice, so the BLAS's own
- * thread pool stays idle (it is set to 1 thread by the engine) and never
- * spins against the OpenMP team; each element is computed by one call with
- * the same order along `in` whatever the thread count. */
-RM_INTERNAL void rm_cpu_linear(float *Y, const float *X, size_t n, const float *W, size_t out, size_t in,
-                               const float *bias, int n_threads);
+/* Y[n, out] = X[n, in] . W[out, in]^T (+ bias[out]) in fp32: the GEMM of
+ * every projection, through the widest fp32 kernel of lib/cpu/gemm.h (the
+ * engine calls rm_gemm itself, with its scratch and bf16 weights). The
+ * output columns are split over the OpenMP threads; every element is
+ * computed the same way whatever the thread count, the number of rows and
+ * the ISA (gemm.h). Returns RM_ERR_NOMEM when its scratch cannot be had. */
+RM_INTERNAL rm_status rm_cpu_linear(float *Y, const float *X, size_t n, const float *W, size_t out, size_t in,
+                                    const float *bias, int n_threads);
 
 /* y[i] += x[i]. */
 RM_INTERNAL void rm_cpu_add(float *y, const float *x, size_t n, int n_threads);
@@ -71,15 +71,18 @@ typedef struct rm_cpu_attn {
 RM_INTERNAL void rm_cpu_attention(const rm_cpu_attn *a, int n_threads);
 
 /* The same for a run of consecutive query rows of one sequence, through
- * BLAS: per head and block of queries, scores = Q K^T (one GEMM), a masked
- * softmax per row, then P V (another GEMM). Faster than rm_cpu_attention
- * when a sequence has many queries (long prompts); the causal mask costs at
- * most one block of extra keys per query.
+ * GEMMs: per head and block of queries, scores = Q K^T (one GEMM), scaled,
+ * a masked softmax per row, then P V (another GEMM). Faster than
+ * rm_cpu_attention when a sequence has many queries (long prompts); the
+ * causal mask costs at most one block of extra keys per query.
  * Query i is at position first_pos + i and attends keys 0 .. first_pos + i,
  * which are rows 0 .. of k and v (contiguous, stride n_kv_heads * head_dim).
- * Heads and blocks are split over the threads, each calling a
- * single-threaded cblas_sgemm.
- * scores: n_threads * RM_CPU_ATTN_BLOCK * (first_pos + n_q) floats. */
+ * Heads and blocks are split over the threads, each running a
+ * single-threaded fp32 rm_gemm (lib/cpu/gemm.h) in its own scratch.
+ * scores: n_threads * RM_CPU_ATTN_BLOCK * (first_pos + n_q) floats.
+ * gemm_scratch: n_threads * gemm_scratch_bytes, at least
+ * rm_gemm_scratch_bytes(fp32 kernel, first_pos + n_q, 0) each; NULL: each
+ * thread allocates its own, and RM_ERR_NOMEM is the only failure. */
 #define RM_CPU_ATTN_BLOCK 256
 typedef struct rm_cpu_attn_run {
     const float *q;             /* n_q rows of n_heads * head_dim */
@@ -88,8 +91,10 @@ typedef struct rm_cpu_attn_run {
     size_t n_q, first_pos, n_heads, n_kv_heads, head_dim;
     float scale;
     float *scores;
+    void *gemm_scratch;
+    size_t gemm_scratch_bytes;
 } rm_cpu_attn_run;
-RM_INTERNAL void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads);
+RM_INTERNAL rm_status rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads);
 
 /* Converts rows of a weight matrix (rm_tensor) to fp32 with up to
  * n_threads threads: out holds n_rows * row_len floats. */
@@ -115,17 +120,46 @@ RM_INTERNAL void rm_cpu_quantize_fp8_rows(const float *x, size_t n_rows, size_t 
 /* ---------------------------------------------------------------- the CPU engine's extras */
 
 struct rm_engine;
-/* rm_engine_cpu.create with an explicit budget (bytes) for resident fp32
- * copies of weights stored as bf16 / fp16: when all of them fit, they are
- * converted once here; otherwise per matrix in every forward pass. */
+struct rm_gemm_kernel;
+
+/* How an fp32 engine gets weights the GEMM cannot read as they are. */
+typedef enum rm_cpu_weights {
+    RM_CPU_WEIGHTS_AUTO = 0,    /* fp32 and bf16 read in place; fp16 converted to fp32 (below) */
+    RM_CPU_WEIGHTS_CONVERT = 1, /* bf16 converted like fp16 (the bench's resident and stream modes) */
+} rm_cpu_weights;
+
+typedef struct rm_engine_cpu_opts {
+    int n_threads;                      /* 0 = all online cores */
+    rm_dtype dtype;                     /* RM_DTYPE_FP32 or RM_DTYPE_BF16 (others refused) */
+    rm_cpu_weights weights;             /* fp32 only; bf16 reads bf16 in place, copies the rest to bf16 */
+    size_t f32_budget;                  /* fp32: bytes of resident fp32 copies allowed; when the
+                                           matrices to convert need more, all are converted per pass */
+    const struct rm_gemm_kernel *kernel; /* NULL: rm_gemm_kernel_pick for the dtype; tests force others */
+} rm_engine_cpu_opts;
+
+/* rm_engine_cpu.create with every choice explicit (create passes AUTO and
+ * rm_engine_cpu_default_budget()). */
+RM_INTERNAL rm_status rm_engine_cpu_create_opts(struct rm_engine **out, const rm_config *cfg,
+                                                const rm_model_weights *w, const rm_engine_cpu_opts *o,
+                                                rm_err *err);
+/* fp32, RM_CPU_WEIGHTS_CONVERT with this budget: resident fp32 copies of the
+ * bf16 / fp16 matrices when all of them fit, else per-pass conversion. */
 RM_INTERNAL rm_status rm_engine_cpu_create_ex(struct rm_engine **out, const rm_config *cfg,
                                               const rm_model_weights *w, int n_threads, size_t f32_budget,
                                               rm_err *err);
 /* The budget rm_engine_cpu.create uses: NIM_REWARD_CPU_F32_CACHE_MB when set,
  * else half of physical memory. */
 RM_INTERNAL size_t rm_engine_cpu_default_budget(void);
-/* 1 when the engine keeps fp32 copies (or needs none: fp32 weights). */
+/* 1 when no matrix is converted per pass (in place or resident copies). */
 RM_INTERNAL int rm_engine_cpu_is_resident(const struct rm_engine *e);
+/* The projections' kernel ("avx2 fp32 6x16", ...). */
+RM_INTERNAL const char *rm_engine_cpu_kernel(const struct rm_engine *e);
+/* FLOPs of the projections and the wall seconds spent in them since create
+ * or counters_reset (the benchmark's GEMM rate), and the process's CPU
+ * seconds meanwhile (the rate per core, which another process's load on the
+ * machine changes much less). */
+RM_INTERNAL void rm_engine_cpu_gemm_stats(const struct rm_engine *e, double *flops, double *seconds,
+                                          double *cpu_seconds);
 /* Sequences with at least this many queries of their own use BLAS attention
  * (default 64); tests set 0 (always) or SIZE_MAX (never) to compare paths.
  * Not thread-safe against a running forward. */

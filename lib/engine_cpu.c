@@ -1,9 +1,11 @@
 /*
  * engine_cpu.c - the CPU forward pass: the reference every other engine is
- * tested against. fp32 arithmetic throughout. All parallelism is one
- * OpenMP team of n_threads: GEMMs are single-threaded OpenBLAS calls on
- * slices of the output (rm_cpu_linear; the engine sets OpenBLAS to 1 thread,
- * process-wide, so its pool never spins against the team), everything else
+ * tested against. fp32 arithmetic (the default), or bf16 weights with fp32
+ * accumulation (rm_params.dtype BF16). All parallelism is one OpenMP team
+ * of n_threads: the projections are lib/cpu/gemm.h products whose kernels
+ * follow the CPU's features, each thread computing a range of output
+ * columns; long prompts' attention runs single-threaded fp32 GEMMs of the
+ * same kind, one head and block of queries per thread; everything else
  * goes through the row ops of cpu_ops.c. docs/performance.md says why.
  *
  * A packed batch has no padding: the engine computes one row per unique
@@ -12,19 +14,27 @@
  * rows but Q, attention, o_proj and the MLP only for the last token of each
  * sequence, which is all the heads read.
  *
- * Weights stored as bf16 / fp16 are converted to fp32 either once at
- * create() (a resident copy, when it fits the budget) or per matrix per
- * forward pass into scratch. fp32 weights are used in place from the mapping.
- * docs/performance.md has the measurements behind the default budget.
+ * Weights (docs/performance.md has the measurements behind the choices):
+ *   fp32: fp32 and bf16 matrices are read in place from the mapping (the
+ *     GEMM widens bf16 exactly while packing it, so the numbers are those
+ *     of an fp32 copy); fp16 ones are converted to fp32 once at create()
+ *     (a resident copy, when it fits the budget) or per matrix per pass.
+ *     RM_CPU_WEIGHTS_CONVERT converts bf16 the same way (the bench's
+ *     resident / stream modes).
+ *   bf16: bf16 matrices in place; fp32 and fp16 ones converted once to a
+ *     resident bf16 copy (rounded to nearest even).
+ * Norms, biases and heads are fp32 in both.
  */
 #include "engine.h"
 
-#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cpu/gemm.h"
 #include "cpu_ops.h"
 #include "parallel/collective.h"
 
@@ -41,12 +51,14 @@
 /* Rows of the embedding gathered per task. */
 #define EMBED_BLOCK 16
 
-/* A weight matrix [rows, cols]: f32 points at fp32 data (the mapping itself
- * or the resident copy), or is NULL when it is converted per pass. */
+/* A weight matrix [rows, cols]: data points at what the GEMM reads, of
+ * type wtype (the mapping itself or a resident copy), or is NULL when it is
+ * converted to fp32 per pass. */
 typedef struct cpu_matrix {
     const rm_tensor *t;
-    const float *f32;
-    float *owned;               /* the resident copy, freed by destroy */
+    const void *data;
+    rm_gemm_wtype wtype;
+    void *owned;                /* the resident copy, freed by destroy */
     int64_t rows, cols;
 } cpu_matrix;
 
@@ -62,7 +74,10 @@ struct rm_engine {
     rm_config cfg;                          /* copy of the numbers (labels not owned, not used) */
     const rm_model_weights *w;              /* borrowed: outlives the engine */
     int n_threads;
-    int resident;                           /* converted weights kept as fp32 */
+    rm_dtype dtype;                         /* FP32 or BF16 */
+    const rm_gemm_kernel *gemm;             /* the projections' kernel */
+    size_t gemm_max_k;                      /* the widest product's k (scratch size) */
+    int resident;                           /* no matrix converted per pass */
     cpu_layer *layers;
     float *final_norm;
     float *inv_freq;                        /* head_dim / 2 */
@@ -73,6 +88,7 @@ struct rm_engine {
     /* Counters, updated with atomic adds. */
     uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
     uint64_t *layer_tokens;
+    uint64_t gemm_flops, gemm_ns, gemm_cpu_ns; /* the projections: FLOPs, wall and process CPU time inside */
 };
 
 static void count(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
@@ -117,8 +133,17 @@ static rm_status vector_f32(float **out, const rm_tensor *t, int64_t len, const 
     return RM_OK;
 }
 
+static int is_bf16_in_place(const rm_tensor *t) {
+    return t->dtype == RM_DT_BF16 && ((uintptr_t)t->data % sizeof(uint16_t)) == 0;
+}
+
+/* Which stored types the GEMM reads in place (the others are converted). */
+enum { IN_PLACE_F32 = 1, IN_PLACE_BF16 = 2 };
+
+/* Binds the tensor; data is set when the GEMM reads it in place, else left
+ * for make_resident / per-pass conversion. */
 static rm_status bind_matrix(cpu_matrix *m, const rm_tensor *t, int64_t rows, int64_t cols, const char *what,
-                             int64_t layer, rm_err *err) {
+                             int64_t layer, int in_place, rm_err *err) {
     if (!t)
         return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: layer %lld has no %s", (long long)layer, what);
     if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
@@ -127,7 +152,9 @@ static rm_status bind_matrix(cpu_matrix *m, const rm_tensor *t, int64_t rows, in
     m->t = t;
     m->rows = rows;
     m->cols = cols;
-    m->f32 = is_f32_in_place(t) ? (const float *)t->data : NULL;
+    m->data = NULL;
+    if ((in_place & IN_PLACE_F32) && is_f32_in_place(t)) m->data = t->data, m->wtype = RM_GEMM_W_F32;
+    else if ((in_place & IN_PLACE_BF16) && is_bf16_in_place(t)) m->data = t->data, m->wtype = RM_GEMM_W_BF16;
     return RM_OK;
 }
 
@@ -138,7 +165,7 @@ static size_t layer_convert_floats(const cpu_layer *L) {
     const cpu_matrix *ms[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
     size_t n = 0;
     for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
-        if (!ms[i]->f32) n += matrix_floats(ms[i]);
+        if (!ms[i]->data) n += matrix_floats(ms[i]);
     return n;
 }
 
@@ -186,19 +213,20 @@ static rm_status check_config(const rm_config *c, rm_err *err) {
     return RM_OK;
 }
 
-static rm_status bind_layer(rm_engine *e, int64_t l, rm_err *err) {
+static rm_status bind_layer(rm_engine *e, int64_t l, int in_place, rm_err *err) {
     const rm_config *c = &e->cfg;
     const rm_layer_weights *lw = &e->w->layers[l];
     cpu_layer *L = &e->layers[l];
     int64_t H = c->hidden, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn;
+    int b = in_place;
     rm_status st;
-    if ((st = bind_matrix(&L->wq, lw->wq, QD, H, "q_proj", l, err)) ||
-        (st = bind_matrix(&L->wk, lw->wk, KD, H, "k_proj", l, err)) ||
-        (st = bind_matrix(&L->wv, lw->wv, KD, H, "v_proj", l, err)) ||
-        (st = bind_matrix(&L->wo, lw->wo, H, QD, "o_proj", l, err)) ||
-        (st = bind_matrix(&L->w_gate, lw->w_gate, F, H, "gate_proj", l, err)) ||
-        (st = bind_matrix(&L->w_up, lw->w_up, F, H, "up_proj", l, err)) ||
-        (st = bind_matrix(&L->w_down, lw->w_down, H, F, "down_proj", l, err)))
+    if ((st = bind_matrix(&L->wq, lw->wq, QD, H, "q_proj", l, b, err)) ||
+        (st = bind_matrix(&L->wk, lw->wk, KD, H, "k_proj", l, b, err)) ||
+        (st = bind_matrix(&L->wv, lw->wv, KD, H, "v_proj", l, b, err)) ||
+        (st = bind_matrix(&L->wo, lw->wo, H, QD, "o_proj", l, b, err)) ||
+        (st = bind_matrix(&L->w_gate, lw->w_gate, F, H, "gate_proj", l, b, err)) ||
+        (st = bind_matrix(&L->w_up, lw->w_up, F, H, "up_proj", l, b, err)) ||
+        (st = bind_matrix(&L->w_down, lw->w_down, H, F, "down_proj", l, b, err)))
         return st;
     if (!lw->attn_norm || !lw->mlp_norm)
         return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: layer %lld has no norm weights", (long long)l);
@@ -221,31 +249,72 @@ static rm_status bind_layer(rm_engine *e, int64_t l, rm_err *err) {
     return RM_OK;
 }
 
-/* Converts every matrix that is not fp32 in place into a resident copy. */
+/* Rows of a matrix rounded to bf16 per block of rows, for the resident bf16 copy. */
+#define BF16_BLOCK_ROWS 16
+
+static void convert_to_bf16(const cpu_matrix *m, uint16_t *out, float *buf_all, int n_threads) {
+    int64_t n_blocks = (m->rows + BF16_BLOCK_ROWS - 1) / BF16_BLOCK_ROWS;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        float *buf = buf_all + (size_t)omp_get_thread_num() * BF16_BLOCK_ROWS * (size_t)m->cols;
+        int64_t r0 = b * BF16_BLOCK_ROWS, nr = m->rows - r0 < BF16_BLOCK_ROWS ? m->rows - r0 : BF16_BLOCK_ROWS;
+        rm_tensor_rows_f32(m->t, r0, nr, buf);
+        size_t n = (size_t)nr * (size_t)m->cols;
+        uint16_t *o = out + (size_t)r0 * (size_t)m->cols;
+        for (size_t i = 0; i < n; i++) o[i] = rm_f32_to_bf16(buf[i]);
+    }
+}
+
+/* Converts every matrix the GEMM cannot read in place into a resident copy:
+ * fp32 (dtype FP32) or bf16 rounded to nearest even (dtype BF16). */
 static rm_status make_resident(rm_engine *e, rm_err *err) {
-    for (int64_t l = 0; l < e->cfg.n_layers; l++) {
+    int bf16 = e->dtype == RM_DTYPE_BF16;
+    size_t esize = bf16 ? sizeof(uint16_t) : sizeof(float), buf_bytes;
+    float *buf = NULL;
+    if (bf16) {
+        if (!rm_mul_ok((size_t)e->n_threads * BF16_BLOCK_ROWS, (size_t)(e->cfg.ffn > e->cfg.hidden ? e->cfg.ffn
+                       : e->cfg.hidden) * 2 * sizeof(float), &buf_bytes) || !(buf = rm_malloc(buf_bytes)))
+            return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for the bf16 conversion");
+    }
+    rm_status st = RM_OK;
+    for (int64_t l = 0; l < e->cfg.n_layers && !st; l++) {
         cpu_layer *L = &e->layers[l];
         cpu_matrix *ms[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
             cpu_matrix *m = ms[i];
-            if (m->f32) continue;
+            if (m->data) continue;
             size_t bytes;
-            if (!rm_mul_ok(matrix_floats(m), sizeof(float), &bytes) || !(m->owned = rm_malloc(bytes)))
-                return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for an fp32 copy of %s (%zu bytes)",
-                               m->t->name ? m->t->name : "a weight", bytes);
-            rm_cpu_convert(m->t, m->rows, m->cols, m->owned, e->n_threads);
-            m->f32 = m->owned;
+            if (!rm_mul_ok(matrix_floats(m), esize, &bytes) || !(m->owned = rm_malloc(bytes))) {
+                st = rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for a%s copy of %s (%zu bytes)",
+                             bf16 ? " bf16" : "n fp32", m->t->name ? m->t->name : "a weight", bytes);
+                break;
+            }
+            if (bf16) convert_to_bf16(m, m->owned, buf, e->n_threads);
+            else rm_cpu_convert(m->t, m->rows, m->cols, m->owned, e->n_threads);
+            m->data = m->owned;
+            m->wtype = bf16 ? RM_GEMM_W_BF16 : RM_GEMM_W_F32;
         }
     }
-    return RM_OK;
+    rm_mfree(buf);
+    return st;
 }
 
-rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
-                                  size_t f32_budget, rm_err *err) {
+rm_status rm_engine_cpu_create_opts(rm_engine **out, const rm_config *cfg, const rm_model_weights *w,
+                                    const rm_engine_cpu_opts *o, rm_err *err) {
     if (!out) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL output pointer");
     *out = NULL;
-    if (!cfg || !w) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL config or weights");
+    if (!cfg || !w || !o) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL config, weights or options");
+    int n_threads = o->n_threads;
     if (n_threads < 0) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: negative thread count %d", n_threads);
+    if (o->dtype != RM_DTYPE_FP32 && o->dtype != RM_DTYPE_BF16)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s: the CPU engine runs fp32 or bf16%s",
+                       rm_dtype_name(o->dtype), o->dtype == RM_DTYPE_FP8 ? " (FP8 needs the CUDA engine)" : "");
+    int bf16 = o->dtype == RM_DTYPE_BF16;
+    const rm_gemm_kernel *kernel = o->kernel ? o->kernel
+                                             : rm_gemm_kernel_pick(bf16 ? RM_GEMM_BF16 : RM_GEMM_FP32, RM_ISA_COUNT);
+    if (!bf16 && rm_gemm_kernel_arith(kernel) != RM_GEMM_FP32)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: kernel %s does not compute in fp32",
+                       rm_gemm_kernel_name(kernel));
     rm_status st = check_config(cfg, err);
     if (st) return st;
     if (!w->layers || w->n_layers != cfg->n_layers || !w->embed || !w->final_norm)
@@ -262,6 +331,10 @@ rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const r
     e->w = w;
     e->n_threads = n_threads ? n_threads : online_cores();
     e->attn_blas_min = ATTN_BLAS_MIN_QUERIES;
+    e->dtype = o->dtype;
+    e->gemm = kernel;
+    int64_t max_k = cfg->hidden > cfg->ffn ? cfg->hidden : cfg->ffn;
+    e->gemm_max_k = (size_t)(max_k > cfg->n_heads * cfg->head_dim ? max_k : cfg->n_heads * cfg->head_dim);
     size_t L = (size_t)cfg->n_layers, half = (size_t)cfg->head_dim / 2;
     e->layers = rm_calloc(L, sizeof *e->layers);
     e->layer_tokens = rm_calloc(L, sizeof *e->layer_tokens);
@@ -270,13 +343,16 @@ rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const r
         st = rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory");
         goto fail;
     }
+    int in_place = bf16 ? IN_PLACE_BF16 : o->weights == RM_CPU_WEIGHTS_AUTO ? IN_PLACE_F32 | IN_PLACE_BF16 : IN_PLACE_F32;
     for (int64_t l = 0; l < cfg->n_layers; l++)
-        if ((st = bind_layer(e, l, err))) goto fail;
+        if ((st = bind_layer(e, l, in_place, err))) goto fail;
     if ((st = vector_f32(&e->final_norm, w->final_norm, cfg->hidden, "model.norm", -1, err))) goto fail;
     rm_cpu_rope_inv_freq(&e->cfg, e->inv_freq);
 
-    /* Resident fp32 copy when all of it fits the budget; otherwise every
-     * matrix is converted per pass (memory stays at the file's size). */
+    /* fp32: a resident fp32 copy of what the GEMM cannot read in place when
+     * all of it fits the budget; otherwise every such matrix is converted
+     * per pass (memory stays at the file's size). bf16: always a resident
+     * bf16 copy (at most the size of the file). */
     size_t total = 0, max_layer = 0;
     for (size_t l = 0; l < L; l++) {
         size_t n = layer_convert_floats(&e->layers[l]);
@@ -285,14 +361,13 @@ rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const r
     }
     size_t total_bytes;
     if (!total) {
-        e->resident = 1;    /* fp32 weights: used in place */
-    } else if (rm_mul_ok(total, sizeof(float), &total_bytes) && total_bytes <= f32_budget) {
+        e->resident = 1;    /* every matrix read in place */
+    } else if (bf16 || (rm_mul_ok(total, sizeof(float), &total_bytes) && total_bytes <= o->f32_budget)) {
         if ((st = make_resident(e, err))) goto fail;
         e->resident = 1;
     } else {
         e->stream_floats = max_layer;
     }
-    openblas_set_num_threads(1);   /* the engine's threads are OpenMP's: see rm_cpu_linear */
     *out = e;
     return RM_OK;
 fail:
@@ -300,20 +375,33 @@ fail:
     return st;
 }
 
+rm_status rm_engine_cpu_create_ex(rm_engine **out, const rm_config *cfg, const rm_model_weights *w, int n_threads,
+                                  size_t f32_budget, rm_err *err) {
+    rm_engine_cpu_opts o = {.n_threads = n_threads, .dtype = RM_DTYPE_FP32, .weights = RM_CPU_WEIGHTS_CONVERT,
+                            .f32_budget = f32_budget};
+    return rm_engine_cpu_create_opts(out, cfg, w, &o, err);
+}
+
 static rm_status cpu_create(rm_engine **out, const rm_config *cfg, const rm_model_weights *w,
                             const rm_engine_opts *opts, rm_err *err) {
     if (out) *out = NULL;
     if (!opts) return rm_fail(err, RM_ERR_INVALID_ARG, "cpu engine: NULL options");
-    if (opts->dtype != RM_DTYPE_FP32)
-        return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s: the CPU engine runs fp32 only%s",
-                       rm_dtype_name(opts->dtype),
-                       opts->dtype == RM_DTYPE_FP8 ? " (FP8 needs the CUDA engine)" : "");
-    rm_status st = rm_engine_cpu_create_ex(out, cfg, w, opts->n_threads, rm_engine_cpu_default_budget(), err);
-    if (st == RM_OK) (*out)->comm = opts->comm;
+    rm_engine_cpu_opts o = {.n_threads = opts->n_threads, .dtype = opts->dtype, .weights = RM_CPU_WEIGHTS_AUTO,
+                            .f32_budget = rm_engine_cpu_default_budget()};
+    rm_status st = rm_engine_cpu_create_opts(out, cfg, w, &o, err);
+    if (st == RM_OK) (*out)->comm = opts->comm;   /* a tensor-parallel rank: all-reduce after o_proj and down */
     return st;
 }
 
 int rm_engine_cpu_is_resident(const rm_engine *e) { return e ? e->resident : 0; }
+
+const char *rm_engine_cpu_kernel(const rm_engine *e) { return e ? rm_gemm_kernel_name(e->gemm) : "none"; }
+
+void rm_engine_cpu_gemm_stats(const rm_engine *e, double *flops, double *seconds, double *cpu_seconds) {
+    *flops = e ? (double)load(&e->gemm_flops) : 0;
+    *seconds = e ? (double)load(&e->gemm_ns) * 1e-9 : 0;
+    *cpu_seconds = e ? (double)load(&e->gemm_cpu_ns) * 1e-9 : 0;
+}
 
 void rm_engine_cpu_set_attn_blas_min(rm_engine *e, size_t min_queries) {
     if (e) e->attn_blas_min = min_queries;
@@ -341,6 +429,8 @@ typedef struct pass {
     float *cos_tab, *sin_tab;
     float *attn_scratch;
     float *wbuf;                           /* per-pass weight conversion (not resident) */
+    void *gemm_scratch;                    /* n_threads x gemm_scratch_bytes: the projections', attention's */
+    size_t gemm_scratch_bytes;
     uint64_t bytes_read;
     void *blocks[40];
     size_t n_blocks;
@@ -461,6 +551,12 @@ static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
     p->sin_tab = pass_alloc(p, p->max_len * half, sizeof(float), &ok);
     p->attn_scratch = pass_alloc(p, (size_t)e->n_threads * group * p->max_len, sizeof(float), &ok);
     if (e->stream_floats) p->wbuf = pass_alloc(p, e->stream_floats, sizeof(float), &ok);
+    p->gemm_scratch_bytes = rm_gemm_scratch_bytes(e->gemm, e->gemm_max_k, 0);
+    if (any_blas) {     /* attention's fp32 products: k up to the longest sequence */
+        size_t attn = rm_gemm_scratch_bytes(rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT), p->max_len, 0);
+        if (attn > p->gemm_scratch_bytes) p->gemm_scratch_bytes = attn;
+    }
+    p->gemm_scratch = pass_alloc(p, (size_t)e->n_threads, p->gemm_scratch_bytes, &ok);
     if (!ok)
         return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for a pass of %zu sequences, %zu token rows",
                        S, R);
@@ -493,21 +589,40 @@ static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
     return RM_OK;
 }
 
-/* The fp32 data of matrix m: resident / in place, or converted into dst. */
-static const float *weights_of(rm_engine *e, pass *p, const cpu_matrix *m, float *dst) {
-    if (m->f32) {
-        p->bytes_read += matrix_floats(m) * sizeof(float);
-        return m->f32;
+/* What the GEMM reads for matrix m: resident / in place, or converted into dst. */
+typedef struct weights {
+    const void *data;
+    rm_gemm_wtype wtype;
+} weights;
+
+static weights weights_of(rm_engine *e, pass *p, const cpu_matrix *m, float *dst) {
+    if (m->data) {
+        p->bytes_read += matrix_floats(m) * (m->wtype == RM_GEMM_W_BF16 ? sizeof(uint16_t) : sizeof(float));
+        return (weights){m->data, m->wtype};
     }
     rm_cpu_convert(m->t, m->rows, m->cols, dst, e->n_threads);
     p->bytes_read += m->t->n_bytes;
-    return dst;
+    return (weights){dst, RM_GEMM_W_F32};
 }
 
-/* Y[n, m->rows] = X[n, m->cols] . W^T (+ bias). */
-static void linear(rm_engine *e, const float *X, size_t n, const cpu_matrix *m, const float *W, const float *bias,
+static uint64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Y[n, m->rows] = X[n, m->cols] . W^T (+ bias). The GEMM counters let the
+ * benchmark report the rate of the products alone. */
+static void linear(rm_engine *e, pass *p, const float *X, size_t n, const cpu_matrix *m, weights W, const float *bias,
                    float *Y) {
-    rm_cpu_linear(Y, X, n, W, (size_t)m->rows, (size_t)m->cols, bias, e->n_threads);
+    size_t out = (size_t)m->rows, in = (size_t)m->cols;
+    rm_gemm_args g = {.m = n, .n = out, .k = in, .x = X, .ldx = in, .w = W.data, .ldw = in, .wtype = W.wtype,
+                      .bias = bias, .y = Y, .ldy = out};
+    uint64_t t0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    rm_gemm(e->gemm, &g, p->gemm_scratch, e->n_threads);  /* cannot fail: kernel, W and scratch are the engine's */
+    count(&e->gemm_ns, clock_ns(CLOCK_MONOTONIC) - t0);
+    count(&e->gemm_cpu_ns, clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0);
+    count(&e->gemm_flops, 2 * (uint64_t)n * out * in);
 }
 
 static void gather_rows(float *dst, const float *src, const size_t *rows, size_t n, size_t width) {
@@ -534,8 +649,9 @@ static void attention_blas(rm_engine *e, pass *p) {
             .n_q = n - shared, .first_pos = shared, .n_heads = (size_t)c->n_heads,
             .n_kv_heads = (size_t)c->n_kv_heads, .head_dim = (size_t)c->head_dim,
             .scale = (float)(1.0 / sqrt((double)c->head_dim)), .scores = p->scores,
+            .gemm_scratch = p->gemm_scratch, .gemm_scratch_bytes = p->gemm_scratch_bytes,
         };
-        rm_cpu_attention_blas(&run, e->n_threads);
+        rm_cpu_attention_blas(&run, e->n_threads);   /* cannot fail: the scratch is there */
     }
 }
 
@@ -559,20 +675,20 @@ static rm_status layer(rm_engine *e, pass *p, int64_t l, int last, rm_err *err) 
      * three MLP matrices side by side (the MLP runs in row chunks). */
     float *wslot = p->wbuf, *wgate = p->wbuf, *wup = NULL, *wdown = NULL;
     if (p->wbuf) {
-        wup = wgate + (L->w_gate.f32 ? 0 : matrix_floats(&L->w_gate));
-        wdown = wup + (L->w_up.f32 ? 0 : matrix_floats(&L->w_up));
+        wup = wgate + (L->w_gate.data ? 0 : matrix_floats(&L->w_gate));
+        wdown = wup + (L->w_up.data ? 0 : matrix_floats(&L->w_up));
     }
 
     /* Attention. */
     rm_cpu_rmsnorm(p->h, p->x, L->attn_norm, R, H, c->rms_eps, nt);
-    linear(e, p->h, R, &L->wk, weights_of(e, p, &L->wk, wslot), L->bk, p->k);
-    linear(e, p->h, R, &L->wv, weights_of(e, p, &L->wv, wslot), L->bv, p->v);
+    linear(e, p, p->h, R, &L->wk, weights_of(e, p, &L->wk, wslot), L->bk, p->k);
+    linear(e, p, p->h, R, &L->wv, weights_of(e, p, &L->wv, wslot), L->bv, p->v);
     const float *hq = p->h;
     if (last) {
         gather_rows(p->hs, p->h, p->last_row, nq, H);
         hq = p->hs;
     }
-    linear(e, hq, nq, &L->wq, weights_of(e, p, &L->wq, wslot), L->bq, p->q);
+    linear(e, p, hq, nq, &L->wq, weights_of(e, p, &L->wq, wslot), L->bq, p->q);
     if (c->qk_norm) {
         rm_cpu_head_rmsnorm(p->q, L->q_norm, nq, NH, HD, c->rms_eps, nt);
         rm_cpu_head_rmsnorm(p->k, L->k_norm, R, NKV, HD, c->rms_eps, nt);
@@ -593,23 +709,23 @@ static rm_status layer(rm_engine *e, pass *p, int64_t l, int last, rm_err *err) 
         gather_rows(p->xs, p->x, p->last_row, nq, H);
         xq = p->xs;
     }
-    linear(e, p->att, nq, &L->wo, weights_of(e, p, &L->wo, wslot), L->bo, p->h);   /* h: free again */
+    linear(e, p, p->att, nq, &L->wo, weights_of(e, p, &L->wo, wslot), L->bo, p->h);   /* h: free again */
     rm_status st = all_reduce(e, p->h, nq * H, err);
     if (st) return st;
     rm_cpu_add(xq, p->h, nq * H, nt);
 
     /* MLP, in row chunks. */
-    const float *Wg = weights_of(e, p, &L->w_gate, wgate), *Wu = weights_of(e, p, &L->w_up, wup),
-                *Wd = weights_of(e, p, &L->w_down, wdown);
+    weights Wg = weights_of(e, p, &L->w_gate, wgate), Wu = weights_of(e, p, &L->w_up, wup),
+            Wd = weights_of(e, p, &L->w_down, wdown);
     size_t chunk = nq < MLP_CHUNK ? nq : MLP_CHUNK;   /* plan() sized the buffers for this */
     for (size_t r0 = 0; r0 < nq; r0 += chunk) {
         size_t n = nq - r0 < chunk ? nq - r0 : chunk;
         float *xr = xq + r0 * H, *hr = p->h + r0 * H;
         rm_cpu_rmsnorm(hr, xr, L->mlp_norm, n, H, c->rms_eps, nt);
-        linear(e, hr, n, &L->w_gate, Wg, L->b_gate, p->gate);
-        linear(e, hr, n, &L->w_up, Wu, L->b_up, p->up);
+        linear(e, p, hr, n, &L->w_gate, Wg, L->b_gate, p->gate);
+        linear(e, p, hr, n, &L->w_up, Wu, L->b_up, p->up);
         rm_cpu_silu_mul(p->gate, p->up, n * F, nt);
-        linear(e, p->gate, n, &L->w_down, Wd, L->b_down, p->mlp_out);
+        linear(e, p, p->gate, n, &L->w_down, Wd, L->b_down, p->mlp_out);
         if ((st = all_reduce(e, p->mlp_out, n * H, err))) return st;
         rm_cpu_add(xr, p->mlp_out, n * H, nt);
     }
@@ -640,10 +756,6 @@ static rm_status cpu_forward(rm_engine *e, const rm_batch *b, float *out_hidden,
         pass_free(&p);
         return st;
     }
-    /* Every GEMM runs single-threaded inside an OpenMP team (rm_cpu_linear).
-     * The BLAS thread count is process-wide: set it only when something else
-     * changed it, so concurrent passes never touch it. */
-    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 
     const rm_config *c = &e->cfg;
     rm_cpu_rope_table(e->inv_freq, (size_t)c->head_dim / 2, p.max_len, p.cos_tab, p.sin_tab, e->n_threads);
@@ -715,6 +827,9 @@ static void cpu_counters_reset(rm_engine *e) {
     __atomic_store_n(&e->tokens_computed, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&e->tokens_last_layer, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&e->weight_bytes_read, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->gemm_flops, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->gemm_ns, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->gemm_cpu_ns, 0, __ATOMIC_RELAXED);
     for (int64_t l = 0; l < e->cfg.n_layers; l++) __atomic_store_n(&e->layer_tokens[l], 0, __ATOMIC_RELAXED);
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cpu/gemm.h"
 #include "cpu_ops.h"
 #include "engine.h"
 #include "st_writer.h"
@@ -22,7 +23,11 @@
 
 #define TOL_ABS 1e-4    /* fixtures/README.md: CPU engine in fp32 vs transformers fp32 */
 #define TOL_REL 1e-4
+#define BF16_TOL 3e-2   /* fixtures/README.md: bf16 engines vs transformers fp32 */
 #define SELF_TOL 1e-5   /* the engine against itself: rounding only */
+
+/* The tolerance reference rows are held to (fp32, or bf16 for the bf16 checks). */
+static double tol_abs = TOL_ABS, tol_rel = TOL_REL;
 
 static const rm_engine_ops *E = &rm_engine_cpu;
 
@@ -34,8 +39,9 @@ typedef struct loaded {
     int ok;
 } loaded;
 
-/* budget: SIZE_MAX = the engine's default policy (create), else create_ex. */
-static int load_model(loaded *m, const char *dir, int n_threads, size_t budget) {
+/* budget: SIZE_MAX = the engine's default policy (create), else create_ex;
+ * opts, when not NULL, replaces both (create_opts). */
+static int load_model_opts(loaded *m, const char *dir, int n_threads, size_t budget, const rm_engine_cpu_opts *opts) {
     memset(m, 0, sizeof *m);
     rm_err err = {0};
     char path[4096];
@@ -48,13 +54,18 @@ static int load_model(loaded *m, const char *dir, int n_threads, size_t budget) 
         fprintf(stderr, "weights %s: %s\n", dir, err.msg);
         return 0;
     }
-    rm_status st = budget == SIZE_MAX ? E->create(&m->e, &m->cfg, &m->mw, &(rm_engine_opts){.n_threads = n_threads, .dtype = RM_DTYPE_FP32}, &err)
-                                      : rm_engine_cpu_create_ex(&m->e, &m->cfg, &m->mw, n_threads, budget, &err);
+    rm_status st = opts ? rm_engine_cpu_create_opts(&m->e, &m->cfg, &m->mw, opts, &err)
+                   : budget == SIZE_MAX ? E->create(&m->e, &m->cfg, &m->mw, &(rm_engine_opts){.n_threads = n_threads, .dtype = RM_DTYPE_FP32}, &err)
+                                        : rm_engine_cpu_create_ex(&m->e, &m->cfg, &m->mw, n_threads, budget, &err);
     if (st != RM_OK) {
         fprintf(stderr, "engine %s: %s\n", dir, err.msg);
         return 0;
     }
     return m->ok = 1;
+}
+
+static int load_model(loaded *m, const char *dir, int n_threads, size_t budget) {
+    return load_model_opts(m, dir, n_threads, budget, NULL);
 }
 
 static void unload(loaded *m) {
@@ -149,7 +160,7 @@ static int compare_rows(loaded *m, const rm_tensor *t, const int64_t *rows, size
     for (size_t i = 0; i < n; i++) {
         double w = json_number_value(json_array_get(want, i)), d = fabs(got[i] - w);
         if (d > *worst || !isfinite(got[i])) *worst = isfinite(got[i]) ? d : INFINITY;
-        if (!close_to(got[i], w, TOL_ABS, TOL_REL)) {
+        if (!close_to(got[i], w, tol_abs, tol_rel)) {
             fprintf(stderr, "%s line %zu: value %zu (row %lld) got %.7f want %.7f\n", what, line, i, (long long)rows[i],
                     got[i], w);
             ok = 0;
@@ -158,13 +169,15 @@ static int compare_rows(loaded *m, const rm_tensor *t, const int64_t *rows, size
     return ok;
 }
 
-/* Every row of one reference file: forward on `ids`, then the head rows. */
-static void reference_file(const char *model, const char *ref, int principle) {
+/* Every row of one reference file: forward on `ids`, then the head rows;
+ * opts NULL: the default fp32 engine. */
+static void reference_file_opts(const char *model, const char *ref, int principle, const rm_engine_cpu_opts *opts,
+                                const char *label) {
     char dir[4096], rpath[4096];
     snprintf(dir, sizeof dir, "%s", fixture(model));
     snprintf(rpath, sizeof rpath, "%s", fixture(ref));
     loaded m;
-    if (!load_model(&m, dir, 2, SIZE_MAX)) {
+    if (!load_model_opts(&m, dir, 2, SIZE_MAX, opts)) {
         CHECK(0, "cannot load %s", dir);
         unload(&m);
         return;
@@ -203,11 +216,15 @@ static void reference_file(const char *model, const char *ref, int principle) {
         CHECK(ok, "%s line %zu (%zu tokens) differs from transformers", ref, r + 1, rows[r].n);
         passed += ok;
     }
-    fprintf(stderr, "%s: %zu/%zu rows within %.0e + %.0e rel of transformers fp32, largest difference %.3g\n", ref,
-            passed, n, TOL_ABS, TOL_REL, worst);
+    fprintf(stderr, "%s%s%s: %zu/%zu rows within %.0e + %.0e rel of transformers fp32, largest difference %.3g\n", ref,
+            label ? ", " : "", label ? label : "", passed, n, tol_abs, tol_rel, worst);
     free(hidden);
     free_rows(rows, n);
     unload(&m);
+}
+
+static void reference_file(const char *model, const char *ref, int principle) {
+    reference_file_opts(model, ref, principle, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -254,23 +271,26 @@ static size_t unique_rows(const batch_owner *o) {
     return r;
 }
 
-/* Packed vs one at a time, threads 1 vs 2, sharing vs none, resident vs
- * streamed weights, on every row of a reference file. */
+/* Packed vs one at a time, threads 1 vs 2, sharing vs none, weights in
+ * place (bf16 read by the GEMM) vs a resident fp32 copy vs converted per
+ * pass, on every row of a reference file. */
 static void batch_checks(const char *model, const char *ref) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", fixture(model));
     ref_row *rows;
     size_t n = read_jsonl(fixture(ref), &rows);
-    loaded m2, m1, ms;
-    int ok = load_model(&m2, dir, 2, SIZE_MAX) && load_model(&m1, dir, 1, SIZE_MAX) && load_model(&ms, dir, 2, 0);
+    loaded m2, m1, ms, mr;
+    int ok = load_model(&m2, dir, 2, SIZE_MAX) && load_model(&m1, dir, 1, SIZE_MAX) && load_model(&ms, dir, 2, 0) &&
+             load_model(&mr, dir, 2, SIZE_MAX - 1);
     CHECK(ok && n > 1, "cannot load %s / %s", dir, ref);
     if (!ok || n < 2) goto done;
-    CHECK(rm_engine_cpu_is_resident(m2.e) && !rm_engine_cpu_is_resident(ms.e), "resident flags %d %d",
-          rm_engine_cpu_is_resident(m2.e), rm_engine_cpu_is_resident(ms.e));
+    CHECK(rm_engine_cpu_is_resident(m2.e) && !rm_engine_cpu_is_resident(ms.e) && rm_engine_cpu_is_resident(mr.e),
+          "resident flags %d %d %d", rm_engine_cpu_is_resident(m2.e), rm_engine_cpu_is_resident(ms.e),
+          rm_engine_cpu_is_resident(mr.e));
     size_t H = (size_t)m2.cfg.hidden, L = (size_t)m2.cfg.n_layers;
     float *single = malloc(n * H * sizeof(float)), *packed = malloc(n * H * sizeof(float)),
           *one_thread = malloc(n * H * sizeof(float)), *shared = malloc(n * H * sizeof(float)),
-          *streamed = malloc(n * H * sizeof(float));
+          *streamed = malloc(n * H * sizeof(float)), *copied = malloc(n * H * sizeof(float));
     uint64_t *lt = calloc(L, sizeof *lt);
     rm_err err = {0};
     int fwd_ok = 1;
@@ -327,14 +347,21 @@ static void batch_checks(const char *model, const char *ref) {
             "tokens_computed %llu -> %llu\n", model, n, total, total, shared_rows,
             (unsigned long long)c_plain.tokens_computed, (unsigned long long)c_shared.tokens_computed);
 
+    /* bf16 widened by the GEMM, from an fp32 copy, or converted per pass: the same bits. */
     E->counters_reset(ms.e);
     CHECK(E->forward(ms.e, &sharing.b, streamed, &err) == RM_OK, "%s streamed: %s", model, err.msg);
-    CHECK(memcmp(streamed, shared, n * H * sizeof(float)) == 0, "%s: streamed weights differ from resident", model);
-    rm_engine_counters c_stream;
+    CHECK(memcmp(streamed, shared, n * H * sizeof(float)) == 0, "%s: streamed weights differ from in place", model);
+    E->counters_reset(mr.e);
+    CHECK(E->forward(mr.e, &sharing.b, copied, &err) == RM_OK, "%s resident: %s", model, err.msg);
+    CHECK(memcmp(copied, shared, n * H * sizeof(float)) == 0, "%s: a resident fp32 copy differs from in place", model);
+    rm_engine_counters c_stream, c_copy;
     E->counters(ms.e, &c_stream, NULL);
-    CHECK(c_stream.weight_bytes_read < c_shared.weight_bytes_read && c_stream.weight_bytes_read > 0,
-          "%s: bytes read streamed %llu, resident %llu", model, (unsigned long long)c_stream.weight_bytes_read,
-          (unsigned long long)c_shared.weight_bytes_read);
+    E->counters(mr.e, &c_copy, NULL);
+    CHECK(c_stream.weight_bytes_read == c_shared.weight_bytes_read && c_stream.weight_bytes_read > 0 &&
+              c_copy.weight_bytes_read > c_shared.weight_bytes_read,
+          "%s: bytes read streamed %llu, in place %llu, fp32 copy %llu", model,
+          (unsigned long long)c_stream.weight_bytes_read, (unsigned long long)c_shared.weight_bytes_read,
+          (unsigned long long)c_copy.weight_bytes_read);
 
     /* A sequence equal to an earlier one shares every token, last included. */
     if (rows[0].n > 1) {
@@ -356,11 +383,105 @@ static void batch_checks(const char *model, const char *ref) {
     free(one_thread);
     free(shared);
     free(streamed);
+    free(copied);
     free(lt);
 done:
     unload(&m2);
     unload(&m1);
     unload(&ms);
+    unload(&mr);
+    free_rows(rows, n);
+}
+
+/* ---------------------------------------------------------------- bf16 and the kernels */
+
+/* dtype bf16 against the fp32 references within 3e-2: with the kernel this
+ * CPU gets (AMX, AVX512_BF16, or fp32 products of the bf16 weights), and with
+ * the portable reference of the bf16-activation arithmetic, so that
+ * arithmetic's accuracy is checked on every machine. */
+static void bf16_references(void) {
+    const char *models[] = {"tiny-llama3-seqcls", "tiny-llama3-causal", "tiny-qwen2-seqcls", "tiny-qwen3-seqcls"};
+    const rm_gemm_kernel *kernels[2] = {NULL, rm_gemm_kernel_at(RM_ISA_GENERIC, RM_GEMM_BF16)};
+    char model[256], ref[256], label[128];
+    tol_abs = BF16_TOL, tol_rel = 0;
+    for (int k = 0; k < 2; k++) {
+        rm_engine_cpu_opts o = {.n_threads = 2, .dtype = RM_DTYPE_BF16, .kernel = kernels[k]};
+        snprintf(label, sizeof label, "bf16, %s", rm_gemm_kernel_name(kernels[k] ? kernels[k]
+                                                     : rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT)));
+        for (size_t i = 0; i < 4; i++) {
+            snprintf(model, sizeof model, "models/%s", models[i]);
+            snprintf(ref, sizeof ref, "reference/%s.reference.jsonl", models[i]);
+            reference_file_opts(model, ref, 0, &o, label);
+        }
+        reference_file_opts("models/tiny-llama3-causal", "reference/tiny-llama3-causal.principle.reference.jsonl", 1,
+                            &o, label);
+    }
+    tol_abs = TOL_ABS, tol_rel = TOL_REL;
+}
+
+/* Every fp32 kernel this CPU has gives the engine the same bits (gemm.h),
+ * and a bf16 checkpoint in bf16 reads its weights in place. */
+static void kernels_agree(const char *model_name, const char *ref) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", fixture(model_name));
+    ref_row *rows;
+    size_t n = read_jsonl(fixture(ref), &rows);
+    batch_owner b;
+    make_batch(&b, rows, n, 1, 0);
+    loaded base;
+    if (!load_model(&base, dir, 2, SIZE_MAX)) {
+        CHECK(0, "cannot load %s", dir);
+        free_batch(&b), free_rows(rows, n);
+        return;
+    }
+    size_t H = (size_t)base.cfg.hidden;
+    float *want = malloc(n * H * sizeof(float)), *got = malloc(n * H * sizeof(float));
+    rm_err err = {0};
+    CHECK(E->forward(base.e, &b.b, want, &err) == RM_OK, "%s: %s", model_name, err.msg);
+    int levels = 0;
+    for (int isa = RM_ISA_GENERIC; isa < RM_ISA_COUNT; isa++) {
+        const rm_gemm_kernel *k = rm_gemm_kernel_at((rm_isa)isa, RM_GEMM_FP32);
+        if (!k) continue;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            loaded m;
+            rm_engine_cpu_opts o = {.n_threads = threads, .dtype = RM_DTYPE_FP32, .kernel = k};
+            int ok = load_model_opts(&m, dir, threads, SIZE_MAX, &o) && E->forward(m.e, &b.b, got, &err) == RM_OK;
+            CHECK(ok && memcmp(got, want, n * H * sizeof(float)) == 0, "%s: fp32 kernel %s on %d threads differs",
+                  model_name, rm_gemm_kernel_name(k), threads);
+            unload(&m);
+        }
+        levels++;
+    }
+    fprintf(stderr, "%s: %d fp32 kernel levels agree bit for bit\n", model_name, levels);
+
+    /* bf16: weights read in place (bytes of bf16), and where the kernel is the
+     * converting one, the fp32 numbers exactly. */
+    loaded m;
+    rm_engine_cpu_opts o = {.n_threads = 2, .dtype = RM_DTYPE_BF16};
+    if (load_model_opts(&m, dir, 2, SIZE_MAX, &o)) {
+        rm_engine_counters c32, c16;
+        E->counters_reset(base.e);
+        CHECK(E->forward(base.e, &b.b, want, &err) == RM_OK && E->forward(m.e, &b.b, got, &err) == RM_OK,
+              "%s bf16: %s", model_name, err.msg);
+        E->counters(base.e, &c32, NULL);
+        E->counters(m.e, &c16, NULL);
+        CHECK(rm_engine_cpu_is_resident(m.e) && c16.weight_bytes_read == c32.weight_bytes_read,
+              "%s: bf16 engine read %llu bytes, fp32 engine %llu", model_name,
+              (unsigned long long)c16.weight_bytes_read, (unsigned long long)c32.weight_bytes_read);
+        if (rm_gemm_kernel_arith(rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT)) == RM_GEMM_FP32)
+            CHECK(memcmp(got, want, n * H * sizeof(float)) == 0, "%s: bf16 on the converting path differs from fp32",
+                  model_name);
+        double flops, secs, cpu_secs;
+        rm_engine_cpu_gemm_stats(m.e, &flops, &secs, &cpu_secs);
+        CHECK(flops > 0 && secs > 0 && cpu_secs > 0, "%s: GEMM counters %g FLOPs in %g s (%g s CPU)", model_name,
+              flops, secs, cpu_secs);
+    } else {
+        CHECK(0, "%s: cannot load in bf16", model_name);
+    }
+    unload(&m);
+    free(want), free(got);
+    unload(&base);
+    free_batch(&b);
     free_rows(rows, n);
 }
 
@@ -578,6 +699,64 @@ static void synthetic(const char *label, st_spec spec) {
     remove_dir(dir);
 }
 
+/* An fp32 and an fp16 checkpoint in bf16: converted once to a resident bf16
+ * copy (half the bytes per pass of the fp32 engine's fp32 matrices), within
+ * bf16 rounding of the fp32 engine; FP8 is refused on the CPU. */
+static void bf16_copies(void) {
+    const char *dtypes[2] = {"F32", "F16"};
+    for (int d = 0; d < 2; d++) {
+        char dir[] = "/tmp/rm_test_engine_XXXXXX";
+        st_spec spec = st_spec_default("LlamaForSequenceClassification");
+        spec.dtype = dtypes[d], spec.hidden = 64, spec.ffn = 96, spec.n_layers = 2;
+        if (!mkdtemp(dir) || st_write_model(dir, &spec) != 0) {
+            CHECK(0, "cannot write a checkpoint");
+            continue;
+        }
+        loaded m32, m16;
+        rm_engine_cpu_opts o16 = {.n_threads = 2, .dtype = RM_DTYPE_BF16},
+                           o32 = {.n_threads = 2, .dtype = RM_DTYPE_FP32, .f32_budget = SIZE_MAX};
+        int ok = load_model_opts(&m32, dir, 2, SIZE_MAX, &o32) && load_model_opts(&m16, dir, 2, SIZE_MAX, &o16);
+        CHECK(ok, "%s checkpoint: cannot load", dtypes[d]);
+        if (ok) {
+            int32_t toks[40];
+            for (int i = 0; i < 40; i++) toks[i] = (int32_t)(rnd() % (uint32_t)m32.cfg.vocab);
+            size_t H = (size_t)m32.cfg.hidden;
+            float *a = malloc(H * sizeof(float)), *b = malloc(H * sizeof(float));
+            rm_err err = {0};
+            E->counters_reset(m32.e);
+            CHECK(forward_one(m32.e, toks, 40, a, &err) == RM_OK && forward_one(m16.e, toks, 40, b, &err) == RM_OK,
+                  "%s: forward: %s", dtypes[d], err.msg);
+            double worst = 0;
+            for (size_t i = 0; i < H; i++) {
+                double dd = fabs((double)a[i] - b[i]) / (1 + fabs((double)a[i]));
+                worst = dd > worst || !isfinite(b[i]) ? (isfinite(b[i]) ? dd : INFINITY) : worst;
+            }
+            CHECK(worst < BF16_TOL && worst > 0, "%s checkpoint in bf16 vs fp32: relative difference %g", dtypes[d],
+                  worst);
+            rm_engine_counters c32, c16;
+            E->counters(m32.e, &c32, NULL);
+            E->counters(m16.e, &c16, NULL);
+            uint64_t embed = 40 * H * (d == 0 ? 4 : 2);       /* the embedding rows, read as stored */
+            CHECK(rm_engine_cpu_is_resident(m16.e) &&
+                      2 * (c16.weight_bytes_read - embed) == c32.weight_bytes_read - embed,
+                  "%s: bytes per pass bf16 %llu, fp32 %llu", dtypes[d], (unsigned long long)c16.weight_bytes_read,
+                  (unsigned long long)c32.weight_bytes_read);
+            fprintf(stderr, "%s checkpoint in bf16 (resident bf16 copy): within %.3g of fp32\n", dtypes[d], worst);
+            free(a), free(b);
+        }
+        if (d == 0) {
+            rm_engine *e = NULL;
+            rm_err err = {0};
+            CHECK(E->create(&e, &m32.cfg, &m32.mw, &(rm_engine_opts){.n_threads = 1, .dtype = RM_DTYPE_FP8}, &err) ==
+                      RM_ERR_UNSUPPORTED && !e && strstr(err.msg, "FP8 needs the CUDA engine"),
+                  "fp8 on the cpu: %s", err.msg);
+        }
+        unload(&m32);
+        unload(&m16);
+        remove_dir(dir);
+    }
+}
+
 /* ---------------------------------------------------------------- failures and threads */
 
 typedef struct worker {
@@ -714,8 +893,12 @@ int main(void) {
         reference_file("models/tiny-llama3-causal", "reference/tiny-llama3-causal.principle.reference.jsonl", 1);
         batch_checks("models/tiny-llama3-causal", "reference/tiny-llama3-causal.principle.reference.jsonl");
         batch_checks("models/tiny-qwen3-seqcls", "reference/tiny-qwen3-seqcls.reference.jsonl");
+        bf16_references();
+        kernels_agree("models/tiny-llama3-causal", "reference/tiny-llama3-causal.principle.reference.jsonl");
+        kernels_agree("models/tiny-qwen2-seqcls", "reference/tiny-qwen2-seqcls.reference.jsonl");
+        bf16_copies();
     } else {
-        test_skip_fixtures(3);
+        test_skip_fixtures(7);
     }
 
     st_spec s = st_spec_default("LlamaForCausalLM");

@@ -2,18 +2,28 @@
  * nimreward-bench - how fast the forward pass runs, against what the machine can do.
  *
  *   nimreward-bench --device cpu [--hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192
- *                   --vocab 128256 --head-dim D] [--tokens 512,2048] [--threads N] [--seed S]
- *                   [--weights resident|stream|both] [--repeat R] [--tokenizer tokenizer.json]
- *                   [--attn-blas-min N]
+ *                   --vocab 128256 --head-dim D] [--tokens 512,2048|none] [--batch SxP+R|none]
+ *                   [--dtype fp32|bf16|both] [--weights inplace|resident|stream|all] [--threads N]
+ *                   [--seed S] [--repeat R] [--tokenizer tokenizer.json] [--attn-blas-min N]
  *
  * The default shape is Llama-3.2-1B with random bf16 weights built in memory
- * (no file). Reports, per sequence length: tokens/s of one forward pass with
- * the classification head, the GEMM FLOPs and the rate they ran at against
- * the peak a large cblas_sgemm reaches in the same run; with --tokenizer,
- * the tokenizer's MB/s on generated text. Weights are timed both converted
- * once to a resident fp32 copy and converted per pass (--weights).
+ * (no file). First the machine's own peak, measured in this run on the
+ * threads the engine uses (lib/cpu/peak.h: an in-register FMA loop at the
+ * widest vector ISA, and bf16 dot products where AVX512_BF16 or AMX exist).
+ * Then, per dtype and weights mode: the engine's creation time and peak
+ * resident memory, and per pass (one sequence of each --tokens length, and
+ * with --batch S sequences sharing a P-token prompt, R tokens of their own
+ * each: 64x128+256 is an RLHF scoring batch): tokens/s, the GEMM rate (the
+ * projections' FLOPs over the time spent in them) and the whole-pass rate
+ * (GEMM and attention FLOPs over the pass's wall time), each as a
+ * percentage of the peak, and both per core over CPU time. With
+ * --tokenizer, the tokenizer's MB/s on generated text.
+ *
+ * Weights modes (fp32): inplace reads the bf16 weights in place (the
+ * engine's default; the GEMM widens them exactly), resident converts them
+ * once to an fp32 copy, stream converts each matrix per pass. bf16 always
+ * reads them in place.
  */
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -25,22 +35,30 @@
 
 #include "bench_cuda.h"
 #include "cli_common.h"
+#include "cpu/cpuid.h"
+#include "cpu/gemm.h"
+#include "cpu/peak.h"
 #include "cpu_ops.h"
 #include "engine.h"
 #include "nimreward.h"
 
+enum { W_INPLACE = 1, W_RESIDENT = 2, W_STREAM = 4 };
+enum { D_FP32 = 1, D_BF16 = 2 };
+
 typedef struct opts {
-    const char *device, *tokenizer, *weights;
+    const char *device, *tokenizer;
     long hidden, layers, heads, kv_heads, ffn, vocab, head_dim;
     long tokens[16], attn_blas_min;
-    int n_tokens, threads, repeat;
+    long batch_seqs, batch_prompt, batch_response;     /* 0 sequences: no batch */
+    int n_tokens, threads, repeat, weights, dtypes;
     unsigned long long seed;
 } opts;
 
 static void usage(FILE *f) {
     fputs("usage: nimreward-bench --device cpu [--hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192\n"
-          "                       --vocab 128256 --head-dim D] [--tokens 512,2048] [--threads N] [--seed S]\n"
-          "                       [--weights resident|stream|both] [--repeat R] [--tokenizer tokenizer.json]\n"
+          "                       --vocab 128256 --head-dim D] [--tokens 512,2048|none] [--batch SxP+R|none]\n"
+          "                       [--dtype fp32|bf16|both] [--weights inplace|resident|stream|all] [--threads N]\n"
+          "                       [--seed S] [--repeat R] [--tokenizer tokenizer.json]\n"
           "                       [--attn-blas-min N]   (tuning: queries per sequence from which attention uses BLAS)\n",
           f);
 }
@@ -55,8 +73,10 @@ static int parse_long(const char *s, long *out, long min) {
 }
 
 static int parse_args(int argc, char **argv, opts *o) {
-    *o = (opts){.device = "cpu", .weights = "both", .hidden = 2048, .layers = 16, .heads = 32, .kv_heads = 8,
-                .ffn = 8192, .vocab = 128256, .tokens = {512, 2048}, .n_tokens = 2, .repeat = 1, .seed = 42, .attn_blas_min = -1};
+    *o = (opts){.device = "cpu", .weights = W_INPLACE, .dtypes = D_FP32 | D_BF16, .hidden = 2048, .layers = 16,
+                .heads = 32, .kv_heads = 8, .ffn = 8192, .vocab = 128256, .tokens = {512, 2048}, .n_tokens = 2,
+                .batch_seqs = 0, .batch_prompt = 128, .batch_response = 256, .repeat = 1, .seed = 42,
+                .attn_blas_min = -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
@@ -86,10 +106,22 @@ static int parse_args(int argc, char **argv, opts *o) {
         } else if (strcmp(a, "--tokenizer") == 0) {
             o->tokenizer = argv[++i];
         } else if (strcmp(a, "--weights") == 0) {
-            o->weights = argv[++i];
-            if (strcmp(v, "resident") && strcmp(v, "stream") && strcmp(v, "both")) {
-                fprintf(stderr, "error: --weights is resident, stream or both\n");
-                return 0;
+            i++;
+            o->weights = !strcmp(v, "inplace") ? W_INPLACE : !strcmp(v, "resident") ? W_RESIDENT
+                         : !strcmp(v, "stream") ? W_STREAM : !strcmp(v, "all") ? W_INPLACE | W_RESIDENT | W_STREAM : 0;
+            if (!o->weights) return fprintf(stderr, "error: --weights is inplace, resident, stream or all\n"), 0;
+        } else if (strcmp(a, "--dtype") == 0) {
+            i++;
+            o->dtypes = !strcmp(v, "fp32") || !strcmp(v, "auto") ? D_FP32 : !strcmp(v, "bf16") ? D_BF16
+                        : !strcmp(v, "both") ? D_FP32 | D_BF16 : 0;
+            if (!o->dtypes) return fprintf(stderr, "error: --dtype is auto, fp32, bf16 or both\n"), 0;
+        } else if (strcmp(a, "--batch") == 0) {
+            i++;
+            if (!strcmp(v, "none")) {
+                o->batch_seqs = 0;
+            } else if (sscanf(v, "%ldx%ld+%ld", &o->batch_seqs, &o->batch_prompt, &o->batch_response) != 3 ||
+                       o->batch_seqs < 1 || o->batch_prompt < 0 || o->batch_response < 1) {
+                return fprintf(stderr, "error: --batch is SEQSxPROMPT+RESPONSE (e.g. 64x128+256) or none\n"), 0;
             }
         } else if (strcmp(a, "--threads") == 0) {
             if (!parse_long(argv[++i], &n, 0)) return fprintf(stderr, "error: bad --threads\n"), 0;
@@ -102,6 +134,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         } else if (strcmp(a, "--tokens") == 0) {
             o->n_tokens = 0;
             char *s = argv[++i], *end;
+            if (!strcmp(s, "none")) continue;
             while (*s && o->n_tokens < 16) {
                 long t = strtol(s, &end, 10);
                 if (end == s || t < 1) return fprintf(stderr, "error: bad --tokens list\n"), 0;
@@ -223,35 +256,6 @@ static void free_model(model *m) {
 
 /* ---------------------------------------------------------------- measurements */
 
-/* Best of three square sgemms: the rate the BLAS reaches on this machine. */
-static double measure_peak(int threads) {
-    const int n = 3072;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
-    if (!a || !b || !c) return 0;
-    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-    openblas_set_num_threads(threads);
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        double t = cli_now_seconds();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        t = cli_now_seconds() - t;
-        double g = 2.0 * n * n * n / t / 1e9;
-        if (g > best) best = g;
-    }
-    free(a), free(b), free(c);
-    return best;
-}
-
-/* FLOPs of one pass over one sequence of n tokens: GEMMs and attention. */
-static void pass_flops(const rm_config *c, double n, double *gemm, double *attn) {
-    double H = (double)c->hidden, QD = (double)(c->n_heads * c->head_dim), KD = (double)(c->n_kv_heads * c->head_dim),
-           F = (double)c->ffn, L = (double)c->n_layers;
-    double kv = 2 * H * 2 * KD, rest = 2 * H * QD + 2 * QD * H + 3 * 2 * H * F;
-    *gemm = (L - 1) * n * (kv + rest) + n * kv + 1 * rest;
-    double per_pair = 4 * QD;   /* q.k and p*v, every head */
-    *attn = (L - 1) * per_pair * n * (n + 1) / 2 + per_pair * n;
-}
-
 /* CPU seconds (user + system) this process has used: with the wall time it
  * shows whether the run had the cores to itself. */
 static double cpu_seconds(void) {
@@ -261,72 +265,191 @@ static double cpu_seconds(void) {
            (double)u.ru_stime.tv_usec * 1e-6;
 }
 
-static double max_rss_gb(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / (1024.0 * 1024.0);
+/* Peak resident memory of one mode: Linux's VmHWM, which writing 5 to
+ * /proc/self/clear_refs resets to the current size (getrusage's maximum,
+ * which never goes down, where that is not available). */
+static void rss_peak_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
 }
 
-static int run_engine(const opts *o, model *m, int resident, double peak, int threads) {
+static double rss_peak_gb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb < 0) {
+        struct rusage u;
+        getrusage(RUSAGE_SELF, &u);
+        kb = (double)u.ru_maxrss;
+    }
+    return kb * 1024 / 1e9;
+}
+
+static double load_average(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+/* A warning when the 1-minute load average says other processes ran: more
+ * runnable work than the cores this run left free. */
+static void load_warning(const char *when, int threads) {
+    double l = load_average();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double others = l - (when[0] == 'b' ? 0 : threads);   /* after a run, its own threads count in the average */
+    if (l >= 0 && others > (double)(cores - threads) + 0.5)
+        printf("warning: load average %.2f %s on %ld cores, this run using %d threads: other processes were busy, "
+               "so the rates are low (the cpu%% column shows the share of the wall time it had)\n", l, when, cores,
+               threads);
+}
+
+/* Attention FLOPs of a batch: q.k and p.v per head for every query the
+ * engine computes (every own row in all layers but the last; the last
+ * token of each sequence in the last). */
+static double attn_flops(const rm_config *c, const rm_batch *b) {
+    double per_pair = 4.0 * (double)(c->n_heads * c->head_dim), L = (double)c->n_layers, f = 0;
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        double n = (double)b->n_tokens[s], sh = b->shared_len ? (double)b->shared_len[s] : 0;
+        f += per_pair * ((n * (n + 1) - sh * (sh + 1)) / 2 * (L - 1) + n);
+    }
+    return f;
+}
+
+typedef struct peaks {
+    rm_peak fp32, bf16, amx;
+} peaks;
+
+/* The peak of the instructions a kernel runs. */
+static const rm_peak *peak_for(const peaks *pk, const rm_gemm_kernel *k) {
+    if (rm_gemm_kernel_arith(k) == RM_GEMM_FP32) return &pk->fp32;
+    return rm_gemm_kernel_isa(k) == RM_ISA_AMX ? &pk->amx : &pk->bf16;
+}
+
+typedef struct bench_pass {
+    char label[64];
+    rm_batch b;
+    const int32_t **toks;
+    size_t *lens, *shared;
+    int32_t *parent;
+    size_t tokens;              /* all tokens of the batch (what a caller scores) */
+} bench_pass;
+
+/* n_seqs sequences: the first `prompt` tokens shared with sequence 0 (for
+ * s > 0), then `own` tokens each; tokens drawn from (seed, s, i). */
+static int make_pass(bench_pass *p, const opts *o, size_t n_seqs, size_t prompt, size_t own, const char *label) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->label, sizeof p->label, "%s", label);
+    p->toks = calloc(n_seqs, sizeof *p->toks);
+    p->lens = calloc(n_seqs, sizeof *p->lens);
+    p->shared = calloc(n_seqs, sizeof *p->shared);
+    p->parent = calloc(n_seqs, sizeof *p->parent);
+    if (!p->toks || !p->lens || !p->shared || !p->parent) return 0;
+    for (size_t s = 0; s < n_seqs; s++) {
+        size_t n = prompt + own;
+        int32_t *t = malloc(n * sizeof *t);
+        if (!t) return 0;
+        for (size_t i = 0; i < n; i++)
+            t[i] = (int32_t)(mix64(o->seed + 7 * i + (i < prompt ? 0 : 1000003 * s)) % (uint64_t)o->vocab);
+        p->toks[s] = t;
+        p->lens[s] = n;
+        p->shared[s] = s ? prompt : 0;
+        p->parent[s] = s ? 0 : -1;
+        p->tokens += n;
+    }
+    p->b = (rm_batch){n_seqs, p->toks, p->lens, n_seqs > 1 ? p->parent : NULL, n_seqs > 1 ? p->shared : NULL};
+    return 1;
+}
+
+static void free_pass(bench_pass *p) {
+    for (size_t s = 0; p->toks && s < p->b.n_seqs; s++) free((void *)p->toks[s]);
+    free(p->toks), free(p->lens), free(p->shared), free(p->parent);
+}
+
+/* One mode: create the engine, then every pass, best of --repeat. */
+static int run_mode(const opts *o, model *m, int dtype, int weights, const peaks *pk, bench_pass *passes,
+                    size_t n_passes, int threads) {
+    const rm_gemm_kernel *k = rm_gemm_kernel_pick(dtype == D_BF16 ? RM_GEMM_BF16 : RM_GEMM_FP32, RM_ISA_COUNT);
+    rm_engine_cpu_opts eo = {.n_threads = o->threads, .dtype = dtype == D_BF16 ? RM_DTYPE_BF16 : RM_DTYPE_FP32,
+                             .weights = weights == W_INPLACE ? RM_CPU_WEIGHTS_AUTO : RM_CPU_WEIGHTS_CONVERT,
+                             .f32_budget = weights == W_RESIDENT ? SIZE_MAX : 0, .kernel = k};
+    const char *what = dtype == D_BF16 ? "bf16, weights read in place"
+                       : weights == W_INPLACE ? "fp32, bf16 weights read in place (widened by the GEMM)"
+                       : weights == W_RESIDENT ? "fp32, weights converted once to a resident fp32 copy"
+                                               : "fp32, weights converted to fp32 per pass";
+    const rm_peak *peak = peak_for(pk, k);
     rm_engine *e = NULL;
     rm_err err = {0};
+    rss_peak_reset();
     double t0 = cli_now_seconds();
-    if (rm_engine_cpu_create_ex(&e, &m->cfg, &m->mw, o->threads, resident ? SIZE_MAX : 0, &err) != RM_OK) {
+    if (rm_engine_cpu_create_opts(&e, &m->cfg, &m->mw, &eo, &err) != RM_OK) {
         fprintf(stderr, "error: engine: %s\n", err.msg);
         return 0;
     }
     double t_create = cli_now_seconds() - t0;
     if (o->attn_blas_min >= 0) rm_engine_cpu_set_attn_blas_min(e, (size_t)o->attn_blas_min);
-    printf("\nweights %s: engine created in %.2f s%s\n", resident ? "resident (fp32 copy made once)" : "streamed (bf16 -> fp32 per pass)",
-           t_create, resident ? " (includes the bf16 -> fp32 conversion)" : "");
-    size_t H = (size_t)m->cfg.hidden, maxn = 0;
-    for (int i = 0; i < o->n_tokens; i++) maxn = (size_t)o->tokens[i] > maxn ? (size_t)o->tokens[i] : maxn;
-    int32_t *toks = malloc(maxn * sizeof *toks);
-    float *hidden = malloc(H * sizeof *hidden);
-    for (size_t i = 0; i < maxn; i++) toks[i] = (int32_t)(mix64(o->seed + 7 * i) % (uint64_t)m->cfg.vocab);
-    int ok = toks && hidden;
-    /* Warm-up: page in the scratch allocator and the BLAS threads. */
-    const int32_t *tp[1] = {toks};
-    size_t warm = maxn < 16 ? maxn : 16;
-    rm_batch wb = {1, tp, &warm, NULL, NULL};
-    if (ok && rm_engine_cpu.forward(e, &wb, hidden, &err) != RM_OK) {
-        fprintf(stderr, "error: forward: %s\n", err.msg);
-        ok = 0;
+    printf("\n%s: kernel %s; engine created in %.2f s\n", what, rm_engine_cpu_kernel(e), t_create);
+    size_t H = (size_t)m->cfg.hidden, max_seqs = 1;
+    for (size_t i = 0; i < n_passes; i++) max_seqs = passes[i].b.n_seqs > max_seqs ? passes[i].b.n_seqs : max_seqs;
+    float *hidden = malloc(max_seqs * H * sizeof *hidden);
+    int ok = hidden != NULL;
+    /* Warm-up: page in the scratch allocator and start the threads. */
+    bench_pass warm;
+    if (ok && make_pass(&warm, o, 1, 0, 16, "warm-up")) {
+        if (rm_engine_cpu.forward(e, &warm.b, hidden, &err) != RM_OK) {
+            fprintf(stderr, "error: forward: %s\n", err.msg);
+            ok = 0;
+        }
     }
-    printf("%8s %9s %10s %11s %11s %8s %10s %11s %6s %8s\n", "tokens", "seconds", "tokens/s", "GEMM GFLOP",
-           "attn GFLOP", "GFLOPS", "% of peak", "weights GB", "cpu%", "score");
-    for (int i = 0; ok && i < o->n_tokens; i++) {
-        size_t n = (size_t)o->tokens[i];
-        rm_batch b = {1, tp, &n, NULL, NULL};
-        double best = 1e30, cpu = 1e30;
+    free_pass(&warm);
+    printf("%-16s %8s %8s %10s %7s %6s %6s %7s %6s %6s %8s %5s %8s\n", "pass", "seconds", "tokens/s", "GEMM GFLOP",
+           "GEMM/s", "%peak", "%core", "pass/s", "%peak", "%core", "weightGB", "cpu%", "score");
+    for (size_t i = 0; ok && i < n_passes; i++) {
+        bench_pass *p = &passes[i];
+        double best = INFINITY, cpu = 0, gf = 0, gs = 0, gc = 0;
         float score = 0;
         rm_engine_counters before, after;
-        rm_engine_cpu.counters(e, &before, NULL);
         for (int r = 0; r < o->repeat && ok; r++) {
-            t0 = cli_now_seconds();
+            rm_engine_cpu.counters_reset(e);
+            rm_engine_cpu.counters(e, &before, NULL);
             double c0 = cpu_seconds();
+            t0 = cli_now_seconds();
             int64_t row = 0;
-            if (rm_engine_cpu.forward(e, &b, hidden, &err) != RM_OK ||
+            if (rm_engine_cpu.forward(e, &p->b, hidden, &err) != RM_OK ||
                 rm_engine_cpu.head_rows(e, m->mw.score, &row, 1, hidden, &score, &err) != RM_OK) {
                 fprintf(stderr, "error: forward: %s\n", err.msg);
                 ok = 0;
             }
             double t = cli_now_seconds() - t0;
-            if (t < best) best = t, cpu = cpu_seconds() - c0;
+            if (t < best) {
+                best = t, cpu = cpu_seconds() - c0;
+                rm_engine_cpu_gemm_stats(e, &gf, &gs, &gc);
+                rm_engine_cpu.counters(e, &after, NULL);
+            }
         }
-        rm_engine_cpu.counters(e, &after, NULL);
         if (!ok) break;
-        double gemm, attn;
-        pass_flops(&m->cfg, (double)n, &gemm, &attn);
-        double gflops = (gemm + attn) / best / 1e9;
-        printf("%8zu %9.3f %10.1f %11.4g %11.4g %8.1f %9.1f%% %11.2f %5.0f%% %8.4f\n", n, best, (double)n / best,
-               gemm / 1e9, attn / 1e9, gflops, 100 * gflops / peak,
-               (double)(after.weight_bytes_read - before.weight_bytes_read) / o->repeat / 1e9, 100 * cpu / best, score);
+        double flops = gf + attn_flops(&m->cfg, &p->b), pass_rate = flops / best / 1e9,
+               gemm_rate = gs > 0 ? gf / gs / 1e9 : 0;
+        /* Per core: FLOPs over the process's CPU seconds, against the peak loop's per-core rate. */
+        double gemm_core = gc > 0 ? gf / gc / 1e9 : 0, pass_core = cpu > 0 ? flops / cpu / 1e9 : 0;
+        printf("%-16s %8.3f %8.1f %10.4g %7.1f %5.1f%% %5.1f%% %7.1f %5.1f%% %5.1f%% %8.2f %4.0f%% %8.4f\n", p->label,
+               best, (double)p->tokens / best, gf / 1e9, gemm_rate, 100 * gemm_rate / peak->gflops,
+               100 * gemm_core / peak->core_gflops, pass_rate, 100 * pass_rate / peak->gflops,
+               100 * pass_core / peak->core_gflops, (double)(after.weight_bytes_read - before.weight_bytes_read) / 1e9,
+               100 * cpu / best, score);
         fflush(stdout);
     }
-    printf("max resident set so far: %.2f GB\n", max_rss_gb());
-    (void)threads;
-    free(toks);
+    printf("peak resident memory of this mode: %.2f GB (the bf16 weights themselves: %.2f GB)\n", rss_peak_gb(),
+           (double)m->data_bytes / 1e9);
+    load_warning("after this mode", threads);
     free(hidden);
     rm_engine_cpu.destroy(e);
     return ok;
@@ -433,6 +556,75 @@ static void cpu_model_name(char *out, size_t n) {
     fclose(f);
 }
 
+static int bench_cpu(const opts *o) {
+    double t_start = cli_now_seconds();
+    int threads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char cpu[256];
+    cpu_model_name(cpu, sizeof cpu);
+    const rm_cpu_features *f = rm_cpu_features_get();
+    printf("nimreward-bench %s, device cpu, %d threads (%ld online cores), seed %llu\n", rm_version_string(), threads,
+           sysconf(_SC_NPROCESSORS_ONLN), o->seed);
+    printf("cpu: %s; features: %s; ISA level %s\n", cpu, f->flags[0] ? f->flags : "(baseline x86-64)",
+           rm_isa_name(f->isa));
+    printf("kernels: fp32 %s; bf16 %s; long prompts' attention: the fp32 kernel\n",
+           rm_gemm_kernel_name(rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT)),
+           rm_gemm_kernel_name(rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT)));
+    printf("load average before the run: %.2f\n", load_average());
+    load_warning("before the run", threads);
+    printf("shape: hidden %ld, layers %ld, heads %ld/%ld x %ld, ffn %ld, vocab %ld (random bf16 weights)\n",
+           o->hidden, o->layers, o->heads, o->kv_heads, o->head_dim, o->ffn, o->vocab);
+
+    peaks pk = {rm_cpu_peak(RM_PEAK_FP32, threads, 0.3, 3), rm_cpu_peak(RM_PEAK_BF16_DOT, threads, 0.3, 3),
+                rm_cpu_peak(RM_PEAK_AMX_BF16, threads, 0.3, 3)};
+    printf("peak fp32: %.1f GFLOPS on %d threads (%s; %.1f per core over CPU time)\n", pk.fp32.gflops, threads,
+           pk.fp32.what, pk.fp32.core_gflops);
+    if (pk.bf16.gflops > 0)
+        printf("peak bf16: %.1f GFLOPS (%s; %.1f per core)\n", pk.bf16.gflops, pk.bf16.what, pk.bf16.core_gflops);
+    if (pk.amx.gflops > 0)
+        printf("peak amx:  %.1f GFLOPS (%s; %.1f per core)\n", pk.amx.gflops, pk.amx.what, pk.amx.core_gflops);
+
+    model m;
+    double t0 = cli_now_seconds();
+    omp_set_num_threads(threads);
+    if (!build_model(&m, o)) {
+        fprintf(stderr, "error: out of memory for %.2f GB of weights\n", (double)m.data_bytes / 1e9);
+        free_model(&m);
+        return 1;
+    }
+    printf("weights: %.2f GB bf16 built in %.2f s\n", (double)m.data_bytes / 1e9, cli_now_seconds() - t0);
+
+    bench_pass passes[17];
+    size_t n_passes = 0;
+    int ok = 1;
+    for (int i = 0; ok && i < o->n_tokens; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "%ld tokens", o->tokens[i]);
+        ok = make_pass(&passes[n_passes++], o, 1, 0, (size_t)o->tokens[i], label);
+    }
+    if (ok && o->batch_seqs) {
+        char label[64];
+        snprintf(label, sizeof label, "%ldx(%ld+%ld)", o->batch_seqs, o->batch_prompt, o->batch_response);
+        ok = make_pass(&passes[n_passes++], o, (size_t)o->batch_seqs, (size_t)o->batch_prompt,
+                       (size_t)o->batch_response, label);
+    }
+    if (!ok) fprintf(stderr, "error: out of memory for the token lists\n");
+    printf("\nGEMM/s: the projections' FLOPs over the time spent in them; pass/s: GEMM and attention FLOPs over the\n"
+           "pass's wall time; %%peak: of the peak of the kernel's instructions on these threads; %%core: the same\n"
+           "FLOPs over CPU seconds, of the per-core peak (what the cores gave when this run had them: robust to\n"
+           "other processes' load, and it counts threads spinning at barriers); tokens/s counts all a batch's\n"
+           "tokens\n");
+    const int modes[4][2] = {{D_FP32, W_INPLACE}, {D_FP32, W_RESIDENT}, {D_FP32, W_STREAM}, {D_BF16, W_INPLACE}};
+    for (int i = 0; ok && i < 4; i++)
+        if ((o->dtypes & modes[i][0]) && (modes[i][0] == D_BF16 || (o->weights & modes[i][1])))
+            ok &= run_mode(o, &m, modes[i][0], modes[i][1], &pk, passes, n_passes, threads);
+    for (size_t i = 0; i < n_passes; i++) free_pass(&passes[i]);
+    free_model(&m);
+    if (o->tokenizer) bench_tokenizer(o);
+    load_warning("after the run", threads);
+    printf("\ntotal run time %.1f s\n", cli_now_seconds() - t_start);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)   /* --device cuda: bench_cuda.c */
         if (strcmp(argv[i], "--device") == 0 && strcmp(argv[i + 1], "cuda") == 0) return bench_cuda_main(argc, argv);
@@ -445,40 +637,5 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: --device %s: the benchmark runs --device cpu or --device cuda\n", o.device);
         return 2;
     }
-    double t_start = cli_now_seconds();
-    int threads = o.threads ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    char cpu[256];
-    cpu_model_name(cpu, sizeof cpu);
-    printf("nimreward-bench %s, device cpu, %d threads (%ld online cores), seed %llu\n", rm_version_string(), threads,
-           sysconf(_SC_NPROCESSORS_ONLN), o.seed);
-    printf("cpu: %s; BLAS: %s\n", cpu, openblas_get_config());
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[128] = "?";
-    if (la) {
-        if (fgets(load, sizeof load, la)) load[strcspn(load, "\n")] = 0;
-        fclose(la);
-    }
-    printf("load average before the run: %s (another busy process skews every number below)\n", load);
-    printf("shape: hidden %ld, layers %ld, heads %ld/%ld x %ld, ffn %ld, vocab %ld (random bf16 weights)\n", o.hidden,
-           o.layers, o.heads, o.kv_heads, o.head_dim, o.ffn, o.vocab);
-
-    double peak = measure_peak(threads);
-    printf("peak: cblas_sgemm 3072^3 reaches %.1f GFLOPS on %d threads\n", peak, threads);
-
-    model m;
-    double t0 = cli_now_seconds();
-    omp_set_num_threads(threads);
-    if (!build_model(&m, &o)) {
-        fprintf(stderr, "error: out of memory for %.2f GB of weights\n", (double)m.data_bytes / 1e9);
-        free_model(&m);
-        return 1;
-    }
-    printf("weights: %.2f GB bf16 built in %.2f s\n", (double)m.data_bytes / 1e9, cli_now_seconds() - t0);
-    int ok = 1;
-    if (strcmp(o.weights, "stream") != 0) ok &= run_engine(&o, &m, 1, peak, threads);
-    if (ok && strcmp(o.weights, "resident") != 0) ok &= run_engine(&o, &m, 0, peak, threads);
-    free_model(&m);
-    if (o.tokenizer) bench_tokenizer(&o);
-    printf("\ntotal run time %.1f s\n", cli_now_seconds() - t_start);
-    return ok ? 0 : 1;
+    return bench_cpu(&o);
 }
