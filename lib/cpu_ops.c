@@ -8,7 +8,6 @@
 
 #include "cpu/gemm.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -190,28 +189,44 @@ void rm_cpu_attention(const rm_cpu_attn *a, int n_threads) {
     }
 }
 
-void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads) {
+rm_status rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads) {
     size_t hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
     size_t n_blocks = (a->n_q + RM_CPU_ATTN_BLOCK - 1) / RM_CPU_ATTN_BLOCK, n_items = a->n_heads * n_blocks;
     size_t per_thread = (size_t)RM_CPU_ATTN_BLOCK * (a->first_pos + a->n_q);
-    int q_stride = (int)(a->n_heads * hd), kv_stride = (int)(a->n_kv_heads * hd);
+    size_t q_stride = a->n_heads * hd, kv_stride = a->n_kv_heads * hd;
+    const rm_gemm_kernel *kern = rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT);
+    int failed = 0;
     /* Later blocks see more keys: dynamic scheduling balances them. */
-#pragma omp parallel num_threads(n_threads) if (n_items > 1)
+#pragma omp parallel num_threads(n_threads) if (n_items > 1) reduction(| : failed)
     {
-        float *scores = a->scores + (size_t)omp_get_thread_num() * per_thread;
+        int t = omp_get_thread_num();
+        float *scores = a->scores + (size_t)t * per_thread;
+        void *ws = a->gemm_scratch ? (char *)a->gemm_scratch + (size_t)t * a->gemm_scratch_bytes : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (size_t it = 0; it < n_items; it++) {
             size_t h = it / n_blocks, q0 = (n_blocks - 1 - it % n_blocks) * RM_CPU_ATTN_BLOCK;  /* big first */
             const float *k = a->k + (h / group) * hd, *v = a->v + (h / group) * hd;
             size_t nb = a->n_q - q0 < RM_CPU_ATTN_BLOCK ? a->n_q - q0 : RM_CPU_ATTN_BLOCK;
             size_t n_keys = a->first_pos + q0 + nb;   /* the block's last query sees them all */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_keys, (int)hd, a->scale,
-                        a->q + q0 * (size_t)q_stride + h * hd, q_stride, k, kv_stride, 0.0f, scores, (int)n_keys);
-            for (size_t i = 0; i < nb; i++) softmax_row(scores + i * n_keys, a->first_pos + q0 + i + 1, n_keys);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)hd, (int)n_keys, 1.0f, scores,
-                        (int)n_keys, v, kv_stride, 0.0f, a->out + q0 * (size_t)q_stride + h * hd, q_stride);
+            rm_gemm_args qk = {.m = nb, .n = n_keys, .k = hd, .x = a->q + q0 * q_stride + h * hd, .ldx = q_stride,
+                               .w = k, .ldw = kv_stride, .wtype = RM_GEMM_W_F32, .y = scores, .ldy = n_keys};
+            if (rm_gemm(kern, &qk, ws, 1) != RM_OK) {
+                failed = 1;
+                continue;
+            }
+            for (size_t i = 0; i < nb; i++) {
+                float *s = scores + i * n_keys;
+                size_t valid = a->first_pos + q0 + i + 1;
+                for (size_t j = 0; j < valid; j++) s[j] *= a->scale;   /* as the row kernel: dot, then scale */
+                softmax_row(s, valid, n_keys);
+            }
+            rm_gemm_args pv = {.m = nb, .n = hd, .k = n_keys, .x = scores, .ldx = n_keys, .w = v, .ldw = kv_stride,
+                               .wtype = RM_GEMM_W_F32, .w_kn = 1, .y = a->out + q0 * q_stride + h * hd,
+                               .ldy = q_stride};
+            if (rm_gemm(kern, &pv, ws, 1) != RM_OK) failed = 1;
         }
     }
+    return failed ? RM_ERR_NOMEM : RM_OK;
 }
 
 /* ---------------------------------------------------------------- projections */

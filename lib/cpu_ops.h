@@ -71,15 +71,18 @@ typedef struct rm_cpu_attn {
 RM_INTERNAL void rm_cpu_attention(const rm_cpu_attn *a, int n_threads);
 
 /* The same for a run of consecutive query rows of one sequence, through
- * BLAS: per head and block of queries, scores = Q K^T (one GEMM), a masked
- * softmax per row, then P V (another GEMM). Faster than rm_cpu_attention
- * when a sequence has many queries (long prompts); the causal mask costs at
- * most one block of extra keys per query.
+ * GEMMs: per head and block of queries, scores = Q K^T (one GEMM), scaled,
+ * a masked softmax per row, then P V (another GEMM). Faster than
+ * rm_cpu_attention when a sequence has many queries (long prompts); the
+ * causal mask costs at most one block of extra keys per query.
  * Query i is at position first_pos + i and attends keys 0 .. first_pos + i,
  * which are rows 0 .. of k and v (contiguous, stride n_kv_heads * head_dim).
- * Heads and blocks are split over the threads, each calling a
- * single-threaded cblas_sgemm.
- * scores: n_threads * RM_CPU_ATTN_BLOCK * (first_pos + n_q) floats. */
+ * Heads and blocks are split over the threads, each running a
+ * single-threaded fp32 rm_gemm (lib/cpu/gemm.h) in its own scratch.
+ * scores: n_threads * RM_CPU_ATTN_BLOCK * (first_pos + n_q) floats.
+ * gemm_scratch: n_threads * gemm_scratch_bytes, at least
+ * rm_gemm_scratch_bytes(fp32 kernel, first_pos + n_q, 0) each; NULL: each
+ * thread allocates its own, and RM_ERR_NOMEM is the only failure. */
 #define RM_CPU_ATTN_BLOCK 256
 typedef struct rm_cpu_attn_run {
     const float *q;             /* n_q rows of n_heads * head_dim */
@@ -88,8 +91,10 @@ typedef struct rm_cpu_attn_run {
     size_t n_q, first_pos, n_heads, n_kv_heads, head_dim;
     float scale;
     float *scores;
+    void *gemm_scratch;
+    size_t gemm_scratch_bytes;
 } rm_cpu_attn_run;
-RM_INTERNAL void rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads);
+RM_INTERNAL rm_status rm_cpu_attention_blas(const rm_cpu_attn_run *a, int n_threads);
 
 /* Converts rows of a weight matrix (rm_tensor) to fp32 with up to
  * n_threads threads: out holds n_rows * row_len floats. */

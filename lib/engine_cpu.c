@@ -4,10 +4,9 @@
  * accumulation (rm_params.dtype BF16). All parallelism is one OpenMP team
  * of n_threads: the projections are lib/cpu/gemm.h products whose kernels
  * follow the CPU's features, each thread computing a range of output
- * columns; attention's GEMMs are single-threaded OpenBLAS calls (the engine
- * sets OpenBLAS to 1 thread, process-wide, so its pool never spins against
- * the team); everything else goes through the row ops of cpu_ops.c.
- * docs/performance.md says why.
+ * columns; long prompts' attention runs single-threaded fp32 GEMMs of the
+ * same kind, one head and block of queries per thread; everything else
+ * goes through the row ops of cpu_ops.c. docs/performance.md says why.
  *
  * A packed batch has no padding: the engine computes one row per unique
  * token (a sequence's shared prefix reuses its parent's rows) and maps every
@@ -28,7 +27,6 @@
  */
 #include "engine.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -370,7 +368,6 @@ rm_status rm_engine_cpu_create_opts(rm_engine **out, const rm_config *cfg, const
     } else {
         e->stream_floats = max_layer;
     }
-    openblas_set_num_threads(1);   /* the engine's threads are OpenMP's (attention's BLAS calls) */
     *out = e;
     return RM_OK;
 fail:
@@ -429,7 +426,8 @@ typedef struct pass {
     float *cos_tab, *sin_tab;
     float *attn_scratch;
     float *wbuf;                           /* per-pass weight conversion (not resident) */
-    void *gemm_scratch;                    /* n_threads x rm_gemm_scratch_bytes */
+    void *gemm_scratch;                    /* n_threads x gemm_scratch_bytes: the projections', attention's */
+    size_t gemm_scratch_bytes;
     uint64_t bytes_read;
     void *blocks[40];
     size_t n_blocks;
@@ -550,7 +548,12 @@ static rm_status plan(rm_engine *e, const rm_batch *b, pass *p, rm_err *err) {
     p->sin_tab = pass_alloc(p, p->max_len * half, sizeof(float), &ok);
     p->attn_scratch = pass_alloc(p, (size_t)e->n_threads * group * p->max_len, sizeof(float), &ok);
     if (e->stream_floats) p->wbuf = pass_alloc(p, e->stream_floats, sizeof(float), &ok);
-    p->gemm_scratch = pass_alloc(p, (size_t)e->n_threads, rm_gemm_scratch_bytes(e->gemm, e->gemm_max_k, 0), &ok);
+    p->gemm_scratch_bytes = rm_gemm_scratch_bytes(e->gemm, e->gemm_max_k, 0);
+    if (any_blas) {     /* attention's fp32 products: k up to the longest sequence */
+        size_t attn = rm_gemm_scratch_bytes(rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT), p->max_len, 0);
+        if (attn > p->gemm_scratch_bytes) p->gemm_scratch_bytes = attn;
+    }
+    p->gemm_scratch = pass_alloc(p, (size_t)e->n_threads, p->gemm_scratch_bytes, &ok);
     if (!ok)
         return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for a pass of %zu sequences, %zu token rows",
                        S, R);
@@ -642,8 +645,9 @@ static void attention_blas(rm_engine *e, pass *p) {
             .n_q = n - shared, .first_pos = shared, .n_heads = (size_t)c->n_heads,
             .n_kv_heads = (size_t)c->n_kv_heads, .head_dim = (size_t)c->head_dim,
             .scale = (float)(1.0 / sqrt((double)c->head_dim)), .scores = p->scores,
+            .gemm_scratch = p->gemm_scratch, .gemm_scratch_bytes = p->gemm_scratch_bytes,
         };
-        rm_cpu_attention_blas(&run, e->n_threads);
+        rm_cpu_attention_blas(&run, e->n_threads);   /* cannot fail: the scratch is there */
     }
 }
 
@@ -738,10 +742,6 @@ static rm_status cpu_forward(rm_engine *e, const rm_batch *b, float *out_hidden,
         pass_free(&p);
         return st;
     }
-    /* Attention's GEMMs run single-threaded inside an OpenMP team. The BLAS
-     * thread count is process-wide: set it only when something else changed
-     * it, so concurrent passes never touch it. */
-    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 
     const rm_config *c = &e->cfg;
     rm_cpu_rope_table(e->inv_freq, (size_t)c->head_dim / 2, p.max_len, p.cos_tab, p.sin_tab, e->n_threads);

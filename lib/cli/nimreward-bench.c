@@ -23,7 +23,6 @@
  * once to an fp32 copy, stream converts each matrix per pass. bf16 always
  * reads them in place.
  */
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -561,9 +560,9 @@ static int bench_cpu(const opts *o) {
            sysconf(_SC_NPROCESSORS_ONLN), o->seed);
     printf("cpu: %s; features: %s; ISA level %s\n", cpu, f->flags[0] ? f->flags : "(baseline x86-64)",
            rm_isa_name(f->isa));
-    printf("kernels: fp32 %s; bf16 %s; attention BLAS %s\n",
+    printf("kernels: fp32 %s; bf16 %s; long prompts' attention: the fp32 kernel\n",
            rm_gemm_kernel_name(rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT)),
-           rm_gemm_kernel_name(rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT)), openblas_get_config());
+           rm_gemm_kernel_name(rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT)));
     printf("load average before the run: %.2f\n", load_average());
     load_warning("before the run", threads);
     printf("shape: hidden %ld, layers %ld, heads %ld/%ld x %ld, ffn %ld, vocab %ld (random bf16 weights)\n",
