@@ -6,6 +6,8 @@
 #   make fuzz       each libFuzzer harness for a short budget (FUZZ_SECONDS=N for longer)
 #   make demo       build the demo model and score the example conversations
 #   make bench      nimreward-bench --device cpu
+#   make bench-cpu  the numbers of docs/performance.md, all of them (scripts/bench-cpu.sh, ~12 min)
+#   make gemm-candidates   OpenBLAS, oneDNN, BLIS and our GEMM kernels side by side (scripts/gemm-candidates.sh)
 #   make install / uninstall   honour PREFIX, DESTDIR, LIBDIR
 
 # The version lives once, in the header.
@@ -45,7 +47,8 @@ SHARED := $(BUILD)/lib/libnimreward.so.$(VERSION)
 STATIC := $(BUILD)/lib/libnimreward.a
 PCFILE := $(BUILD)/lib/nimreward.pc
 
-.PHONY: all lib tools tests examples test check san san-build fuzz demo bench install uninstall clean
+.PHONY: all lib tools tests examples test check san san-build fuzz demo bench bench-cpu gemm-candidates install \
+        uninstall clean
 all: lib tools examples
 lib: $(SHARED) $(STATIC) $(PCFILE)
 tools: $(CLI_BIN)
@@ -110,6 +113,12 @@ demo: all
 BENCH_TOKENIZER ?= $(wildcard ../shared/fixtures/tokenizer/llama3/tokenizer.json)
 bench: all
 	$(BUILD)/bin/nimreward-bench --device cpu $(if $(BENCH_TOKENIZER),--tokenizer $(BENCH_TOKENIZER))
+
+bench-cpu: all
+	BUILD=$(BUILD) scripts/bench-cpu.sh
+
+gemm-candidates: lib
+	BUILD=$(BUILD) CC=$(CC) scripts/gemm-candidates.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

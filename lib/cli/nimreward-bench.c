@@ -2,7 +2,7 @@
  * nimreward-bench - how fast the forward pass runs, against what the machine can do.
  *
  *   nimreward-bench --device cpu [--hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192
- *                   --vocab 128256 --head-dim D] [--tokens 512,2048] [--batch 64x128+256|none]
+ *                   --vocab 128256 --head-dim D] [--tokens 512,2048|none] [--batch SxP+R|none]
  *                   [--dtype fp32|bf16|both] [--weights inplace|resident|stream|all] [--threads N]
  *                   [--seed S] [--repeat R] [--tokenizer tokenizer.json] [--attn-blas-min N]
  *
@@ -12,8 +12,8 @@
  * widest vector ISA, and bf16 dot products where AVX512_BF16 or AMX exist).
  * Then, per dtype and weights mode: the engine's creation time and peak
  * resident memory, and per pass (one sequence of each --tokens length, and
- * the --batch of S sequences sharing a P-token prompt with R tokens each,
- * an RLHF scoring batch): tokens/s, the GEMM rate (the projections' FLOPs
+ * with --batch S sequences sharing a P-token prompt, R tokens of their own
+ * each: 64x128+256 is an RLHF scoring batch): tokens/s, the GEMM rate (the projections' FLOPs
  * over the time spent in them) and the whole-pass rate (GEMM and attention
  * FLOPs over the pass's wall time), each as a percentage of the peak. With
  * --tokenizer, the tokenizer's MB/s on generated text.
@@ -54,7 +54,7 @@ typedef struct opts {
 
 static void usage(FILE *f) {
     fputs("usage: nimreward-bench --device cpu [--hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192\n"
-          "                       --vocab 128256 --head-dim D] [--tokens 512,2048] [--batch 64x128+256|none]\n"
+          "                       --vocab 128256 --head-dim D] [--tokens 512,2048|none] [--batch SxP+R|none]\n"
           "                       [--dtype fp32|bf16|both] [--weights inplace|resident|stream|all] [--threads N]\n"
           "                       [--seed S] [--repeat R] [--tokenizer tokenizer.json]\n"
           "                       [--attn-blas-min N]   (tuning: queries per sequence from which attention uses BLAS)\n",
@@ -73,7 +73,7 @@ static int parse_long(const char *s, long *out, long min) {
 static int parse_args(int argc, char **argv, opts *o) {
     *o = (opts){.device = "cpu", .weights = W_INPLACE, .dtypes = D_FP32 | D_BF16, .hidden = 2048, .layers = 16,
                 .heads = 32, .kv_heads = 8, .ffn = 8192, .vocab = 128256, .tokens = {512, 2048}, .n_tokens = 2,
-                .batch_seqs = 64, .batch_prompt = 128, .batch_response = 256, .repeat = 1, .seed = 42,
+                .batch_seqs = 0, .batch_prompt = 128, .batch_response = 256, .repeat = 1, .seed = 42,
                 .attn_blas_min = -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

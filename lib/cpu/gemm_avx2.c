@@ -119,6 +119,33 @@ AVX2 void rm_pack_b_pairs_nk_avx2(const void *w, size_t ldw, size_t cols, size_t
     pack_nk(w, ldw * 2, k0 * 2, cols, (kc + 1) / 2, kc / 2, dst, nr, 2, scalar_pairs);
 }
 
+/* X panel of 6 rows (rm_pack_a_f32's layout: a[p * 6 + i]): 8 k of the 6
+ * rows (and 2 zero rows) transposed 8 x 8, each column stored as 8 floats
+ * of which the next store overwrites the last 2; the last column of the
+ * panel is stored masked to its 6. */
+AVX2 static void pack_a_6(const float *x, size_t ldx, size_t rows, size_t k0, size_t kc, void *dst, size_t mr) {
+    if (rows != MR || mr != MR || kc < 8) {
+        rm_pack_a_f32(x, ldx, rows, k0, kc, dst, mr);
+        return;
+    }
+    float *a = dst;
+    const float *src[MR];
+    for (int i = 0; i < MR; i++) src[i] = x + (size_t)i * ldx + k0;
+    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    size_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 v[8];
+        for (int i = 0; i < MR; i++) v[i] = _mm256_loadu_ps(src[i] + p);
+        v[6] = v[7] = _mm256_setzero_ps();
+        transpose8(v);
+        for (int q = 0; q < 7; q++) _mm256_storeu_ps(a + (p + (size_t)q) * MR, v[q]);
+        if (p + 8 < kc) _mm256_storeu_ps(a + (p + 7) * MR, v[7]);
+        else _mm256_maskstore_ps(a + (p + 7) * MR, six, v[7]);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR; i++) a[p * MR + (size_t)i] = src[i][p];
+}
+
 /* ---------------------------------------------------------------- the 6 x 16 tile */
 
 /* m (1..6) is a constant in each instantiation below, so the accumulators
@@ -176,7 +203,7 @@ const rm_gemm_kernel rm_gemm_avx2_fp32 = {
     .arith = RM_GEMM_FP32,
     .mr = MR, .nr = NR, .kstep = 1, .a_bytes = 4, .b_bytes = 4,
     .kc = RM_GEMM_KC, .mc = 144, .nc = 4096, .stream_rows = 24,
-    .pack_a = rm_pack_a_f32,
+    .pack_a = pack_a_6,
     .pack_b = {{rm_pack_b_f32_nk_avx2, rm_pack_b_f32_kn}, {rm_pack_b_bf16_nk_avx2, rm_pack_b_bf16_kn}},
     .tile = tile,
 };
