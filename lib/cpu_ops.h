@@ -155,8 +155,11 @@ RM_INTERNAL int rm_engine_cpu_is_resident(const struct rm_engine *e);
 /* The projections' kernel ("avx2 fp32 6x16", ...). */
 RM_INTERNAL const char *rm_engine_cpu_kernel(const struct rm_engine *e);
 /* FLOPs of the projections and the wall seconds spent in them since create
- * or counters_reset (the benchmark's GEMM rate). */
-RM_INTERNAL void rm_engine_cpu_gemm_stats(const struct rm_engine *e, double *flops, double *seconds);
+ * or counters_reset (the benchmark's GEMM rate), and the process's CPU
+ * seconds meanwhile (the rate per core, which another process's load on the
+ * machine changes much less). */
+RM_INTERNAL void rm_engine_cpu_gemm_stats(const struct rm_engine *e, double *flops, double *seconds,
+                                          double *cpu_seconds);
 /* Sequences with at least this many queries of their own use BLAS attention
  * (default 64); tests set 0 (always) or SIZE_MAX (never) to compare paths.
  * Not thread-safe against a running forward. */

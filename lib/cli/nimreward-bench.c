@@ -408,11 +408,11 @@ static int run_mode(const opts *o, model *m, int dtype, int weights, const peaks
         }
     }
     free_pass(&warm);
-    printf("%-20s %9s %9s %10s %8s %7s %8s %7s %9s %5s %8s\n", "pass", "seconds", "tokens/s", "GEMM GFLOP",
-           "GEMM/s", "%peak", "pass/s", "%peak", "weightsGB", "cpu%", "score");
+    printf("%-16s %8s %8s %10s %7s %6s %6s %7s %6s %6s %8s %5s %8s\n", "pass", "seconds", "tokens/s", "GEMM GFLOP",
+           "GEMM/s", "%peak", "%core", "pass/s", "%peak", "%core", "weightGB", "cpu%", "score");
     for (size_t i = 0; ok && i < n_passes; i++) {
         bench_pass *p = &passes[i];
-        double best = INFINITY, cpu = 0, gf = 0, gs = 0;
+        double best = INFINITY, cpu = 0, gf = 0, gs = 0, gc = 0;
         float score = 0;
         rm_engine_counters before, after;
         for (int r = 0; r < o->repeat && ok; r++) {
@@ -429,15 +429,19 @@ static int run_mode(const opts *o, model *m, int dtype, int weights, const peaks
             double t = cli_now_seconds() - t0;
             if (t < best) {
                 best = t, cpu = cpu_seconds() - c0;
-                rm_engine_cpu_gemm_stats(e, &gf, &gs);
+                rm_engine_cpu_gemm_stats(e, &gf, &gs, &gc);
                 rm_engine_cpu.counters(e, &after, NULL);
             }
         }
         if (!ok) break;
-        double pass_rate = (gf + attn_flops(&m->cfg, &p->b)) / best / 1e9, gemm_rate = gs > 0 ? gf / gs / 1e9 : 0;
-        printf("%-20s %9.3f %9.1f %10.4g %8.1f %6.1f%% %8.1f %6.1f%% %9.2f %4.0f%% %8.4f\n", p->label, best,
-               (double)p->tokens / best, gf / 1e9, gemm_rate, 100 * gemm_rate / peak->gflops, pass_rate,
-               100 * pass_rate / peak->gflops, (double)(after.weight_bytes_read - before.weight_bytes_read) / 1e9,
+        double flops = gf + attn_flops(&m->cfg, &p->b), pass_rate = flops / best / 1e9,
+               gemm_rate = gs > 0 ? gf / gs / 1e9 : 0;
+        /* Per core: FLOPs over the process's CPU seconds, against the peak loop's per-core rate. */
+        double gemm_core = gc > 0 ? gf / gc / 1e9 : 0, pass_core = cpu > 0 ? flops / cpu / 1e9 : 0;
+        printf("%-16s %8.3f %8.1f %10.4g %7.1f %5.1f%% %5.1f%% %7.1f %5.1f%% %5.1f%% %8.2f %4.0f%% %8.4f\n", p->label,
+               best, (double)p->tokens / best, gf / 1e9, gemm_rate, 100 * gemm_rate / peak->gflops,
+               100 * gemm_core / peak->core_gflops, pass_rate, 100 * pass_rate / peak->gflops,
+               100 * pass_core / peak->core_gflops, (double)(after.weight_bytes_read - before.weight_bytes_read) / 1e9,
                100 * cpu / best, score);
         fflush(stdout);
     }
@@ -603,7 +607,9 @@ static int bench_cpu(const opts *o) {
     }
     if (!ok) fprintf(stderr, "error: out of memory for the token lists\n");
     printf("\nGEMM/s: the projections' FLOPs over the time spent in them; pass/s: GEMM and attention FLOPs over the\n"
-           "pass's wall time; %%peak: of the peak of the kernel's instructions; the batch row counts all its tokens\n");
+           "pass's wall time; %%peak: of the peak of the kernel's instructions on these threads; %%core: the same\n"
+           "FLOPs over CPU seconds, of the per-core peak (what the cores gave when this run had them: robust to\n"
+           "other processes' load, and it counts threads spinning at barriers); tokens/s counts all a batch's tokens\n");
     const int modes[4][2] = {{D_FP32, W_INPLACE}, {D_FP32, W_RESIDENT}, {D_FP32, W_STREAM}, {D_BF16, W_INPLACE}};
     for (int i = 0; ok && i < 4; i++)
         if ((o->dtypes & modes[i][0]) && (modes[i][0] == D_BF16 || (o->weights & modes[i][1])))
