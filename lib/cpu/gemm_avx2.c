@@ -39,6 +39,11 @@ AVX2_INLINE void transpose8(__m256 r[8]) {
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+/* Bytes ahead of the packing position that each W row is prefetched. */
+#ifndef PACK_PREFETCH
+#define PACK_PREFETCH 1024
+#endif
+
 /* 8 consecutive 32-bit elements of a row, as floats: fp32 values, or bf16
  * widened (kind 1), or bf16 pairs moved as they are (kind 2). */
 AVX2_INLINE __m256 load8(const char *row, size_t p, int kind) {
@@ -60,12 +65,32 @@ AVX2_INLINE void pack_nk(const char *w, size_t stride, size_t start, size_t cols
     size_t j = 0;
     for (; j + 8 <= cols; j += 8) {
         const char *rows[8];
+#pragma GCC unroll 8
         for (int r = 0; r < 8; r++) rows[r] = w + (j + (size_t)r) * stride + start;
-        size_t p = 0;
+        size_t p = 0, es = kind == 1 ? 2 : 4;
+        /* 16 elements of each row per step: a whole 64-byte line of fp32,
+         * so the 8 rows' lines (which a power-of-two row stride puts in one
+         * L1 set) are used up before they can evict each other; the rows
+         * ahead are prefetched, since W comes straight from memory. */
+        for (; p + 16 <= full; p += 16) {
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) _mm_prefetch(rows[r] + es * p + PACK_PREFETCH, _MM_HINT_T0);
+#pragma GCC unroll 2
+            for (int h = 0; h < 16; h += 8) {
+                __m256 v[8];
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) v[r] = load8(rows[r], p + (size_t)h, kind);
+                transpose8(v);
+#pragma GCC unroll 8
+                for (int q = 0; q < 8; q++) _mm256_store_ps(b + (p + (size_t)(h + q)) * nr + j, v[q]);
+            }
+        }
         for (; p + 8 <= full; p += 8) {
             __m256 v[8];
+#pragma GCC unroll 8
             for (int r = 0; r < 8; r++) v[r] = load8(rows[r], p, kind);
             transpose8(v);
+#pragma GCC unroll 8
             for (int q = 0; q < 8; q++) _mm256_store_ps(b + (p + (size_t)q) * nr + j, v[q]);
         }
         for (; p < steps; p++)
@@ -135,9 +160,11 @@ AVX2 static void pack_a_6(const float *x, size_t ldx, size_t rows, size_t k0, si
     size_t p = 0;
     for (; p + 8 <= kc; p += 8) {
         __m256 v[8];
+#pragma GCC unroll 6
         for (int i = 0; i < MR; i++) v[i] = _mm256_loadu_ps(src[i] + p);
         v[6] = v[7] = _mm256_setzero_ps();
         transpose8(v);
+#pragma GCC unroll 7
         for (int q = 0; q < 7; q++) _mm256_storeu_ps(a + (p + (size_t)q) * MR, v[q]);
         if (p + 8 < kc) _mm256_storeu_ps(a + (p + 7) * MR, v[7]);
         else _mm256_maskstore_ps(a + (p + 7) * MR, six, v[7]);
