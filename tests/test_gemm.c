@@ -181,7 +181,7 @@ static void check_kernel(const rm_gemm_kernel *K) {
                 float *y = run(K, &p, p.m, 0, threads, 0, what);
                 if (y) within_bound(K, &p, y, what);
                 /* The other path (stream <-> panel) and another thread count: the same bits. */
-                size_t other = p.m <= rm_gemm_stream_rows(K) ? 1 : p.m;
+                size_t other = p.m <= rm_gemm_stream_rows(K, p.k) ? 1 : p.m;
                 float *y2 = run(K, &p, p.m, 0, 2, other, "the other path, 2 threads");
                 CHECK(y && y2 && same_bits(y, y2, &p, p.m), "%s: m %zu n %zu k %zu: stream and panel paths differ",
                       rm_gemm_kernel_name(K), p.m, p.n, p.k);

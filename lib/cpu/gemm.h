@@ -81,8 +81,9 @@ typedef struct rm_gemm_args {
     size_t stream_rows;
 } rm_gemm_args;
 
-/* The kernel's default stream_rows. */
-RM_INTERNAL size_t rm_gemm_stream_rows(const rm_gemm_kernel *k);
+/* The default stream_rows for products of this k: the rows whose packed X
+ * takes at most 4 MB, and at least the kernel's own minimum. */
+RM_INTERNAL size_t rm_gemm_stream_rows(const rm_gemm_kernel *kern, size_t k);
 
 /* Scratch (bytes) one thread needs for products with k <= max_k and the
  * given stream_rows (0: the default). */

@@ -69,8 +69,8 @@ AMX static void pack_a_amx(const float *x, size_t ldx, size_t rows, size_t k0, s
 }
 
 /* W panel: bf16 pairs, zero up to a whole k-step. */
-static void pack_b_amx(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
-    rm_pack_b_pairs_nk_avx2(w, ldw, cols, k0, kc, dst, nr);
+static void pack_b_amx(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
+    rm_pack_b_pairs_nk_avx2(w, ldw, cols, k0, kc, dst, nr, ahead);
     size_t pairs = (kc + 1) / 2, padded = (kc + KSTEP - 1) / KSTEP * (KSTEP / 2);
     memset((uint32_t *)dst + pairs * nr, 0, (padded - pairs) * nr * sizeof(uint32_t));
 }

@@ -61,7 +61,7 @@ AVX2_INLINE __m256 load8(const char *row, size_t p, int kind) {
 typedef float (*scalar_fn)(const char *row, size_t p, int lone);
 
 AVX2_INLINE void pack_nk(const char *w, size_t stride, size_t start, size_t cols, size_t steps, size_t full,
-                         float *b, size_t nr, int kind, scalar_fn scalar) {
+                         float *b, size_t nr, int kind, scalar_fn scalar, int ahead) {
     size_t j = 0;
     for (; j + 8 <= cols; j += 8) {
         const char *rows[8];
@@ -73,8 +73,9 @@ AVX2_INLINE void pack_nk(const char *w, size_t stride, size_t start, size_t cols
          * L1 set) are used up before they can evict each other; the rows
          * ahead are prefetched, since W comes straight from memory. */
         for (; p + 16 <= full; p += 16) {
+            if (ahead)
 #pragma GCC unroll 8
-            for (int r = 0; r < 8; r++) _mm_prefetch(rows[r] + es * p + PACK_PREFETCH, _MM_HINT_T0);
+                for (int r = 0; r < 8; r++) _mm_prefetch(rows[r] + es * p + PACK_PREFETCH, _MM_HINT_T0);
 #pragma GCC unroll 2
             for (int h = 0; h < 16; h += 8) {
                 __m256 v[8];
@@ -129,19 +130,19 @@ static float scalar_pairs(const char *row, size_t p, int lone) {
     return f;
 }
 
-AVX2 void rm_pack_b_f32_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
-    pack_nk(w, ldw * 4, k0 * 4, cols, kc, kc, dst, nr, 0, scalar_f32);
+AVX2 void rm_pack_b_f32_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
+    pack_nk(w, ldw * 4, k0 * 4, cols, kc, kc, dst, nr, 0, scalar_f32, ahead);
 }
 
 AVX2 void rm_pack_b_bf16_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                 size_t nr) {
-    pack_nk(w, ldw * 2, k0 * 2, cols, kc, kc, dst, nr, 1, scalar_bf16);
+                                 size_t nr, int ahead) {
+    pack_nk(w, ldw * 2, k0 * 2, cols, kc, kc, dst, nr, 1, scalar_bf16, ahead);
 }
 
 /* k0 is even (blocks are whole k-steps), so a pair never straddles blocks. */
 AVX2 void rm_pack_b_pairs_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                  size_t nr) {
-    pack_nk(w, ldw * 2, k0 * 2, cols, (kc + 1) / 2, kc / 2, dst, nr, 2, scalar_pairs);
+                                  size_t nr, int ahead) {
+    pack_nk(w, ldw * 2, k0 * 2, cols, (kc + 1) / 2, kc / 2, dst, nr, 2, scalar_pairs, ahead);
 }
 
 /* X panel of 6 rows (rm_pack_a_f32's layout: a[p * 6 + i]): 8 k of the 6

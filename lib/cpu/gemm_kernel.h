@@ -24,9 +24,11 @@ typedef void (*rm_pack_a_fn)(const float *x, size_t ldx, size_t rows, size_t k0,
                              size_t mr);
 /* Packs columns [0, cols) (cols <= nr) of W, k in [k0, k0 + kc), into one
  * panel; w points at column 0 (row 0 of an [n, k] W, element 0 of a row of a
- * [k, n] W); ldw in elements. */
+ * [k, n] W); ldw in elements. ahead: the next block of the same columns is
+ * packed next (the stream path), so prefetching past this block pays; in
+ * the panel path it would fetch what is evicted before its turn. */
 typedef void (*rm_pack_b_fn)(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                             size_t nr);
+                             size_t nr, int ahead);
 /* C[0..m) x [0..nr) (row stride ldc) = (accumulate ? C + : ) the product of
  * one packed A panel and one packed B panel over `steps` k-steps. Rows at or
  * past m are neither read nor written; all nr columns are. */
@@ -64,24 +66,24 @@ RM_INTERNAL void rm_pack_a_f32(const float *x, size_t ldx, size_t rows, size_t k
 RM_INTERNAL void rm_pack_a_pairs(const float *x, size_t ldx, size_t rows, size_t k0, size_t kc, void *dst,
                                  size_t mr);
 RM_INTERNAL void rm_pack_b_f32_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                  size_t nr);
+                                  size_t nr, int ahead);
 RM_INTERNAL void rm_pack_b_f32_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                  size_t nr);
+                                  size_t nr, int ahead);
 RM_INTERNAL void rm_pack_b_bf16_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                   size_t nr);
+                                   size_t nr, int ahead);
 RM_INTERNAL void rm_pack_b_bf16_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                   size_t nr);
+                                   size_t nr, int ahead);
 RM_INTERNAL void rm_pack_b_pairs_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                    size_t nr);
+                                    size_t nr, int ahead);
 
 #if defined(__x86_64__)
 /* AVX2 versions of the nk W packers (gemm_avx2.c), for every x86 kernel. */
 RM_INTERNAL void rm_pack_b_f32_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                       size_t nr);
+                                       size_t nr, int ahead);
 RM_INTERNAL void rm_pack_b_bf16_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                        size_t nr);
+                                        size_t nr, int ahead);
 RM_INTERNAL void rm_pack_b_pairs_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst,
-                                         size_t nr);
+                                         size_t nr, int ahead);
 #endif
 
 /* fp32 -> bf16, rounding to nearest even; NaN stays NaN (quiet). */

@@ -41,7 +41,7 @@ void rm_pack_a_pairs(const float *x, size_t ldx, size_t rows, size_t k0, size_t 
         for (size_t p = 0; p < steps; p++) a[p * mr + i] = 0;
 }
 
-void rm_pack_b_f32_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
+void rm_pack_b_f32_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
     const float *W = w;
     float *b = dst;
     for (size_t j = 0; j < cols; j++) {
@@ -52,7 +52,7 @@ void rm_pack_b_f32_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t 
         for (size_t j = cols; j < nr; j++) b[p * nr + j] = 0;
 }
 
-void rm_pack_b_f32_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
+void rm_pack_b_f32_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
     const float *W = w;
     float *b = dst;
     for (size_t p = 0; p < kc; p++) {
@@ -61,7 +61,7 @@ void rm_pack_b_f32_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t 
     }
 }
 
-void rm_pack_b_bf16_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
+void rm_pack_b_bf16_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
     const uint16_t *W = w;
     float *b = dst;
     for (size_t j = 0; j < cols; j++) {
@@ -72,7 +72,7 @@ void rm_pack_b_bf16_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t
         for (size_t j = cols; j < nr; j++) b[p * nr + j] = 0;
 }
 
-void rm_pack_b_bf16_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
+void rm_pack_b_bf16_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
     const uint16_t *W = w;
     float *b = dst;
     for (size_t p = 0; p < kc; p++) {
@@ -81,7 +81,7 @@ void rm_pack_b_bf16_kn(const void *w, size_t ldw, size_t cols, size_t k0, size_t
     }
 }
 
-void rm_pack_b_pairs_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr) {
+void rm_pack_b_pairs_nk(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
     const uint16_t *W = w;
     uint32_t *b = dst;
     size_t steps = (kc + 1) / 2;
