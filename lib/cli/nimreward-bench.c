@@ -356,7 +356,7 @@ static int make_pass(bench_pass *p, const opts *o, size_t n_seqs, size_t prompt,
         int32_t *t = malloc(n * sizeof *t);
         if (!t) return 0;
         for (size_t i = 0; i < n; i++)
-            t[i] = (int32_t)(mix64(o->seed + 7 * i + (i < prompt ? 0 : 1000003 * (s + 1))) % (uint64_t)o->vocab);
+            t[i] = (int32_t)(mix64(o->seed + 7 * i + (i < prompt ? 0 : 1000003 * s)) % (uint64_t)o->vocab);
         p->toks[s] = t;
         p->lens[s] = n;
         p->shared[s] = s ? prompt : 0;
