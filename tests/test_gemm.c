@@ -12,6 +12,12 @@
  *     (between rows and after the last) that must stay untouched.
  * Kernels of levels this CPU lacks are reported as skipped, with the
  * features it has; CI machines with AVX-512, AVX512_BF16 or AMX run them.
+ * Everywhere (with AVX2 for the W packers they share), the AVX-512,
+ * AVX512_BF16 and AMX kernels' own code also runs on portable C versions
+ * of their intrinsics (isa_emulation.h): the same source compiled a second
+ * time, so their layouts, masks, tile configuration and edges are checked
+ * on any machine; the emulated AVX512_BF16 kernel must then give the
+ * portable bf16 reference's bits, and the AVX-512 fp32 one the fp32 bits.
  */
 #include <math.h>
 #include <stdint.h>
@@ -20,6 +26,23 @@
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernel.h"
 #include "test.h"
+
+/* The AVX-512 and AMX kernels again, on emulated intrinsics, under other names. */
+#if defined(__x86_64__)
+#define RM_ISA_EMULATION 1
+#define rm_gemm_avx512_fp32 emu_gemm_avx512_fp32
+#define rm_gemm_avx512_bf16 emu_gemm_avx512_bf16
+#define rm_gemm_amx_bf16 emu_gemm_amx_bf16
+#include "../lib/cpu/gemm_avx512.c"
+#undef MR
+#undef NR
+#include "../lib/cpu/gemm_amx.c"
+#undef MR
+#undef NR
+#undef rm_gemm_avx512_fp32
+#undef rm_gemm_avx512_bf16
+#undef rm_gemm_amx_bf16
+#endif
 
 static unsigned long long rng;
 static uint32_t rnd(void) {
@@ -161,8 +184,9 @@ static const shape shapes[] = {
     {1, 300, 1030}, {4, 129, 255}, {50, 70, 90}, {150, 100, 300}, {200, 37, 520}, {97, 200, 64},
 };
 
-/* One kernel on every shape; fp32 kernels also against the portable one, bit for bit. */
-static void check_kernel(const rm_gemm_kernel *K) {
+/* One kernel on every shape; fp32 kernels also against the portable one, bit
+ * for bit, and bf16 ones when bitwise_bf16. */
+static void check_kernel(const rm_gemm_kernel *K, int bitwise_bf16, const char *label) {
     rm_gemm_arith arith = rm_gemm_kernel_arith(K);
     const rm_gemm_kernel *ref_kernel = arith == RM_GEMM_FP32 ? &rm_gemm_generic_fp32 : &rm_gemm_generic_bf16;
     size_t n_shapes = sizeof shapes / sizeof *shapes;
@@ -191,10 +215,11 @@ static void check_kernel(const rm_gemm_kernel *K) {
                 CHECK(y && y1 && memcmp(y1, y + row * p.ldy, p.n * sizeof(float)) == 0,
                       "%s: m %zu n %zu k %zu: row %zu alone differs from the batch", rm_gemm_kernel_name(K), p.m, p.n,
                       p.k, row);
-                /* Against the portable kernel of the same arithmetic. */
+                /* Against the portable kernel of the same arithmetic: fp32 bit for
+                 * bit; the emulated AVX512_BF16 one too (the same operations). */
                 if (K != ref_kernel && rm_gemm_kernel_takes(ref_kernel, (rm_gemm_wtype)wt, kn)) {
                     float *yr = run(ref_kernel, &p, p.m, 0, 1, 0, "portable reference");
-                    if (arith == RM_GEMM_FP32)
+                    if (arith == RM_GEMM_FP32 || bitwise_bf16)
                         CHECK(y && yr && same_bits(y, yr, &p, p.m), "%s: m %zu n %zu k %zu: differs from %s",
                               rm_gemm_kernel_name(K), p.m, p.n, p.k, rm_gemm_kernel_name(ref_kernel));
                     free(yr);
@@ -203,7 +228,7 @@ static void check_kernel(const rm_gemm_kernel *K) {
                 free_problem(&p);
                 cases++;
             }
-    fprintf(stderr, "%s: %d cases\n", rm_gemm_kernel_name(K), cases);
+    fprintf(stderr, "%s%s: %d cases\n", rm_gemm_kernel_name(K), label, cases);
 }
 
 /* Special values pass through: a NaN in X poisons its row only; infinities stay. */
@@ -258,10 +283,22 @@ int main(void) {
                 snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "", rm_isa_name((rm_isa)isa));
                 continue;
             }
-            check_kernel(K);
+            check_kernel(K, 0, "");
             special_values(K);
             degenerate(K);
         }
+#if defined(__x86_64__)
+    if (f->isa >= RM_ISA_AVX2) {
+        const rm_gemm_kernel *emulated[3] = {&emu_gemm_avx512_fp32, &emu_gemm_avx512_bf16, &emu_gemm_amx_bf16};
+        for (int i = 0; i < 3; i++) {
+            check_kernel(emulated[i], i == 1, " (emulated intrinsics)");
+            special_values(emulated[i]);
+            degenerate(emulated[i]);
+        }
+    } else {
+        skipped++;
+    }
+#endif
     /* The engine's choices exist and match their arithmetic. */
     const rm_gemm_kernel *k32 = rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_COUNT),
                          *k16 = rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT);

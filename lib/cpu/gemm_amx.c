@@ -17,11 +17,17 @@
  */
 #include "cpu/gemm_kernel.h"
 
-#if defined(__x86_64__)
+#if defined(RM_ISA_EMULATION)  /* tests/test_gemm.c: the same code on portable C intrinsics */
+#include "isa_emulation.h"
+#define AMX
+#elif defined(__x86_64__)
 #include <immintrin.h>
+#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#endif
+
+#if defined(__x86_64__)
 #include <string.h>
 
-#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define MR 32
 #define NR 32
 #define KSTEP 32            /* k per tile product: 16 bf16 pairs */

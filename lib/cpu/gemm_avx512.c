@@ -9,14 +9,22 @@
  */
 #include "cpu/gemm_kernel.h"
 
-#if defined(__x86_64__)
+#if defined(RM_ISA_EMULATION)  /* tests/test_gemm.c: the same code on portable C intrinsics */
+#include "isa_emulation.h"
+#define F512_INLINE static inline
+#define F512
+#define BF16_INLINE static inline
+#define BF16
+#elif defined(__x86_64__)
 #include <immintrin.h>
-
 #define F512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define F512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define BF16_INLINE \
     static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#endif
+
+#if defined(__x86_64__)
 
 #define MR 12
 #define NR 32
@@ -137,7 +145,7 @@ const rm_gemm_kernel rm_gemm_avx512_bf16 = {
     .isa = RM_ISA_AVX512_BF16,
     .arith = RM_GEMM_BF16,
     .mr = MR, .nr = NR, .kstep = 2, .a_bytes = 4, .b_bytes = 4,
-    .kc = 2 * RM_GEMM_KC, .mc = 192, .nc = 4096, .stream_rows = 48,
+    .kc = RM_GEMM_KC, .mc = 192, .nc = 4096, .stream_rows = 48,   /* the portable bf16 kernel's blocks */
     .pack_a = pack_a_pairs,
     .pack_b = {{NULL, NULL}, {rm_pack_b_pairs_nk_avx2, NULL}},
     .tile = tile_bf16,
