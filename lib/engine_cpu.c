@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "cpu/gemm.h"
-#include "cpu/gemm_kernel.h"
 #include "cpu_ops.h"
 
 /* Rows of the MLP computed at a time: bounds the gate/up activations
@@ -342,10 +341,9 @@ rm_status rm_engine_cpu_create_opts(rm_engine **out, const rm_config *cfg, const
         st = rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory");
         goto fail;
     }
+    int in_place = bf16 ? IN_PLACE_BF16 : o->weights == RM_CPU_WEIGHTS_AUTO ? IN_PLACE_F32 | IN_PLACE_BF16 : IN_PLACE_F32;
     for (int64_t l = 0; l < cfg->n_layers; l++)
-        if ((st = bind_layer(e, l, bf16 ? IN_PLACE_BF16 : o->weights == RM_CPU_WEIGHTS_AUTO ? IN_PLACE_F32 | IN_PLACE_BF16
-                                                                                         : IN_PLACE_F32, err)))
-            goto fail;
+        if ((st = bind_layer(e, l, in_place, err))) goto fail;
     if ((st = vector_f32(&e->final_norm, w->final_norm, cfg->hidden, "model.norm", -1, err))) goto fail;
     rm_cpu_rope_inv_freq(&e->cfg, e->inv_freq);
 

@@ -737,7 +737,8 @@ static void bf16_copies(void) {
             E->counters(m32.e, &c32, NULL);
             E->counters(m16.e, &c16, NULL);
             uint64_t embed = 40 * H * (d == 0 ? 4 : 2);       /* the embedding rows, read as stored */
-            CHECK(rm_engine_cpu_is_resident(m16.e) && 2 * (c16.weight_bytes_read - embed) == c32.weight_bytes_read - embed,
+            CHECK(rm_engine_cpu_is_resident(m16.e) &&
+                      2 * (c16.weight_bytes_read - embed) == c32.weight_bytes_read - embed,
                   "%s: bytes per pass bf16 %llu, fp32 %llu", dtypes[d], (unsigned long long)c16.weight_bytes_read,
                   (unsigned long long)c32.weight_bytes_read);
             fprintf(stderr, "%s checkpoint in bf16 (resident bf16 copy): within %.3g of fp32\n", dtypes[d], worst);

@@ -304,7 +304,8 @@ int main(void) {
                          *k16 = rm_gemm_kernel_pick(RM_GEMM_BF16, RM_ISA_COUNT);
     CHECK(rm_gemm_kernel_arith(k32) == RM_GEMM_FP32 && rm_gemm_kernel_isa(k32) <= f->isa, "fp32 pick %s",
           rm_gemm_kernel_name(k32));
-    CHECK(rm_gemm_kernel_isa(k16) <= f->isa && (f->isa >= RM_ISA_AVX512_BF16) == (rm_gemm_kernel_arith(k16) == RM_GEMM_BF16),
+    CHECK(rm_gemm_kernel_isa(k16) <= f->isa &&
+              (f->isa >= RM_ISA_AVX512_BF16) == (rm_gemm_kernel_arith(k16) == RM_GEMM_BF16),
           "bf16 pick %s on level %s", rm_gemm_kernel_name(k16), rm_isa_name(f->isa));
     CHECK(rm_gemm_kernel_pick(RM_GEMM_FP32, RM_ISA_GENERIC) == &rm_gemm_generic_fp32, "a limit to generic");
     fprintf(stderr, "engine kernels here: fp32 %s, bf16 %s\n", rm_gemm_kernel_name(k32), rm_gemm_kernel_name(k16));

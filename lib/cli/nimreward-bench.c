@@ -13,9 +13,10 @@
  * Then, per dtype and weights mode: the engine's creation time and peak
  * resident memory, and per pass (one sequence of each --tokens length, and
  * with --batch S sequences sharing a P-token prompt, R tokens of their own
- * each: 64x128+256 is an RLHF scoring batch): tokens/s, the GEMM rate (the projections' FLOPs
- * over the time spent in them) and the whole-pass rate (GEMM and attention
- * FLOPs over the pass's wall time), each as a percentage of the peak. With
+ * each: 64x128+256 is an RLHF scoring batch): tokens/s, the GEMM rate (the
+ * projections' FLOPs over the time spent in them) and the whole-pass rate
+ * (GEMM and attention FLOPs over the pass's wall time), each as a
+ * percentage of the peak, and both per core over CPU time. With
  * --tokenizer, the tokenizer's MB/s on generated text.
  *
  * Weights modes (fp32): inplace reads the bf16 weights in place (the
@@ -609,7 +610,8 @@ static int bench_cpu(const opts *o) {
     printf("\nGEMM/s: the projections' FLOPs over the time spent in them; pass/s: GEMM and attention FLOPs over the\n"
            "pass's wall time; %%peak: of the peak of the kernel's instructions on these threads; %%core: the same\n"
            "FLOPs over CPU seconds, of the per-core peak (what the cores gave when this run had them: robust to\n"
-           "other processes' load, and it counts threads spinning at barriers); tokens/s counts all a batch's tokens\n");
+           "other processes' load, and it counts threads spinning at barriers); tokens/s counts all a batch's\n"
+           "tokens\n");
     const int modes[4][2] = {{D_FP32, W_INPLACE}, {D_FP32, W_RESIDENT}, {D_FP32, W_STREAM}, {D_BF16, W_INPLACE}};
     for (int i = 0; ok && i < 4; i++)
         if ((o->dtypes & modes[i][0]) && (modes[i][0] == D_BF16 || (o->weights & modes[i][1])))

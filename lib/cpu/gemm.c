@@ -82,12 +82,16 @@ size_t rm_gemm_scratch_bytes(const rm_gemm_kernel *K, size_t max_k, size_t strea
     return a + b + tile + ALIGN;
 }
 
+static char *workspace_base(char *scratch, size_t per_thread, int t) {
+    char *base = scratch + (size_t)t * per_thread;
+    return base + (align_up((uintptr_t)base, ALIGN) - (uintptr_t)base);
+}
+
 static workspace workspace_at(const rm_gemm_kernel *K, const rm_gemm_args *g, char *scratch, size_t per_thread,
                               int t) {
     size_t a, b, tile;
     workspace_sizes(K, g->k, g->stream_rows, &a, &b, &tile);
-    char *base = scratch + (size_t)t * per_thread;
-    base += align_up((uintptr_t)base, ALIGN) - (uintptr_t)base;
+    char *base = workspace_base(scratch, per_thread, t);
     workspace w = {base, base + a, (float *)(base + a + b)};
     memset(w.tile, 0, tile);
     return w;
@@ -125,24 +129,43 @@ static void add_bias(const rm_gemm_args *g, size_t col, size_t cols) {
     }
 }
 
-static void stream_path(const rm_gemm_kernel *K, const rm_gemm_args *g, size_t n0, size_t n1, const workspace *w) {
+/* The stream path's X, every k block of every row panel, packed into x by
+ * the team: thread t of nth packs every nth panel (the threads then share it). */
+static void stream_pack_x(const rm_gemm_kernel *K, const rm_gemm_args *g, char *x, int t, int nth) {
+    size_t mr = (size_t)K->mr, kc = (size_t)K->kc;
+    size_t n_kb = ceil_div(g->k, kc), n_panels = ceil_div(g->m, mr), apb = a_panel_bytes(K, g->k < kc ? g->k : kc);
+    for (size_t idx = (size_t)t; idx < n_kb * n_panels; idx += (size_t)nth) {
+        size_t q = idx / n_panels, i = idx % n_panels;
+        K->pack_a(g->x + i * mr * g->ldx, g->ldx, min_sz(mr, g->m - i * mr), q * kc, min_sz(kc, g->k - q * kc),
+                  x + idx * apb, mr);
+    }
+}
+
+static void stream_path(const rm_gemm_kernel *K, const rm_gemm_args *g, size_t n0, size_t n1, const workspace *w,
+                        const char *x) {
     size_t mr = (size_t)K->mr, nr = (size_t)K->nr, kc = (size_t)K->kc;
     size_t n_kb = ceil_div(g->k, kc), n_panels = ceil_div(g->m, mr), apb = a_panel_bytes(K, g->k < kc ? g->k : kc);
     rm_pack_b_fn pack_b = K->pack_b[g->wtype][g->w_kn];
-    for (size_t q = 0; q < n_kb; q++)
-        for (size_t i = 0; i < n_panels; i++)
-            K->pack_a(g->x + i * mr * g->ldx, g->ldx, min_sz(mr, g->m - i * mr), q * kc, min_sz(kc, g->k - q * kc),
-                      w->a + (q * n_panels + i) * apb, mr);
     for (size_t j = n0; j < n1; j += nr) {
         size_t cols = min_sz(nr, n1 - j);
         for (size_t q = 0; q < n_kb; q++) {
             size_t k0 = q * kc, kb = min_sz(kc, g->k - k0), steps = ceil_div(kb, (size_t)K->kstep);
             pack_b(w_column(g, j), g->ldw, cols, k0, kb, w->b, nr, 1);
             for (size_t i = 0; i < n_panels; i++)
-                run_tile(K, g, w, steps, w->a + (q * n_panels + i) * apb, w->b, i * mr, j, min_sz(mr, g->m - i * mr),
+                run_tile(K, g, w, steps, x + (q * n_panels + i) * apb, w->b, i * mr, j, min_sz(mr, g->m - i * mr),
                          cols, q > 0);
         }
         add_bias(g, j, cols);
+    }
+}
+
+/* Fetches into L2 the block [k0, k0 + kb) of W's columns [j, j + cols). */
+static void prefetch_w(const rm_gemm_args *g, size_t j, size_t cols, size_t k0, size_t kb) {
+    size_t es = g->wtype == RM_GEMM_W_BF16 ? 2 : 4;
+    if (g->w_kn) return;    /* [k, n]: attention's values, small */
+    for (size_t c = 0; c < cols; c++) {
+        const char *row = (const char *)w_column(g, j + c) + k0 * es;
+        for (size_t b = 0; b < kb * es; b += 64) __builtin_prefetch(row + b, 0, 2);
     }
 }
 
@@ -154,18 +177,23 @@ static void panel_path(const rm_gemm_kernel *K, const rm_gemm_args *g, size_t n0
         size_t ncols = min_sz(nc, n1 - jc), n_bp = ceil_div(ncols, nr);
         for (size_t k0 = 0; k0 < g->k; k0 += kc) {
             size_t kb = min_sz(kc, g->k - k0), steps = ceil_div(kb, (size_t)K->kstep);
-            for (size_t jp = 0; jp < n_bp; jp++)
-                pack_b(w_column(g, jc + jp * nr), g->ldw, min_sz(nr, ncols - jp * nr), k0, kb, w->b + jp * bpb, nr,
-                       0);
             for (size_t ic = 0; ic < g->m; ic += mc) {
                 size_t mrows = min_sz(mc, g->m - ic), n_ap = ceil_div(mrows, mr);
                 for (size_t ip = 0; ip < n_ap; ip++)
                     K->pack_a(g->x + (ic + ip * mr) * g->ldx, g->ldx, min_sz(mr, mrows - ip * mr), k0, kb,
                               w->a + ip * apb, mr);
-                for (size_t jp = 0; jp < n_bp; jp++)
+                for (size_t jp = 0; jp < n_bp; jp++) {
+                    /* W's block is packed a panel at a time during the first row
+                     * block, the next panel's rows fetched into L2 meanwhile. */
+                    if (ic == 0) {
+                        if (jp + 1 < n_bp) prefetch_w(g, jc + (jp + 1) * nr, min_sz(nr, ncols - (jp + 1) * nr), k0, kb);
+                        pack_b(w_column(g, jc + jp * nr), g->ldw, min_sz(nr, ncols - jp * nr), k0, kb,
+                               w->b + jp * bpb, nr, 0);
+                    }
                     for (size_t ip = 0; ip < n_ap; ip++)
                         run_tile(K, g, w, steps, w->a + ip * apb, w->b + jp * bpb, ic + ip * mr, jc + jp * nr,
                                  min_sz(mr, mrows - ip * mr), min_sz(nr, ncols - jp * nr), k0 > 0);
+                }
             }
         }
         add_bias(g, jc, ncols);
@@ -201,10 +229,16 @@ rm_status rm_gemm(const rm_gemm_kernel *K, const rm_gemm_args *g, void *scratch,
         int t = omp_get_thread_num(), nth = omp_get_num_threads();
         size_t per_t = ceil_div(panels, (size_t)nth);
         size_t n0 = min_sz((size_t)t * per_t * (size_t)K->nr, g->n), n1 = min_sz(n0 + per_t * (size_t)K->nr, g->n);
+        /* Stream path: X packed once by the whole team into thread 0's area. */
+        char *x = workspace_base(scratch, per, 0);
+        if (stream) {
+            stream_pack_x(K, g, x, t, nth);
+#pragma omp barrier
+        }
         if (n0 < n1) {
             workspace w = workspace_at(K, g, scratch, per, t);
             if (K->thread_begin) K->thread_begin();
-            if (stream) stream_path(K, g, n0, n1, &w);
+            if (stream) stream_path(K, g, n0, n1, &w, x);
             else panel_path(K, g, n0, n1, &w);
             if (K->thread_end) K->thread_end();
         }

@@ -85,6 +85,15 @@ typedef struct rm_gemm_args {
  * takes at most 4 MB, and at least the kernel's own minimum. */
 RM_INTERNAL size_t rm_gemm_stream_rows(const rm_gemm_kernel *kern, size_t k);
 
+/* fp32 -> bf16, rounding to nearest even; NaN stays NaN (quiet). The one
+ * rounding of activations (portable packing) and of resident bf16 copies. */
+static inline uint16_t rm_f32_to_bf16(float f) {
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 /* Scratch (bytes) one thread needs for products with k <= max_k and the
  * given stream_rows (0: the default). */
 RM_INTERNAL size_t rm_gemm_scratch_bytes(const rm_gemm_kernel *k, size_t max_k, size_t stream_rows);

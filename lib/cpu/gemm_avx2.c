@@ -70,8 +70,9 @@ AVX2_INLINE void pack_nk(const char *w, size_t stride, size_t start, size_t cols
         size_t p = 0, es = kind == 1 ? 2 : 4;
         /* 16 elements of each row per step: a whole 64-byte line of fp32,
          * so the 8 rows' lines (which a power-of-two row stride puts in one
-         * L1 set) are used up before they can evict each other; the rows
-         * ahead are prefetched, since W comes straight from memory. */
+         * L1 set) are used up before they can evict each other; with
+         * `ahead`, the rows ahead are prefetched (W comes straight from
+         * memory). */
         for (; p + 16 <= full; p += 16) {
             if (ahead)
 #pragma GCC unroll 8
@@ -130,7 +131,8 @@ static float scalar_pairs(const char *row, size_t p, int lone) {
     return f;
 }
 
-AVX2 void rm_pack_b_f32_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr, int ahead) {
+AVX2 void rm_pack_b_f32_nk_avx2(const void *w, size_t ldw, size_t cols, size_t k0, size_t kc, void *dst, size_t nr,
+                                int ahead) {
     pack_nk(w, ldw * 4, k0 * 4, cols, kc, kc, dst, nr, 0, scalar_f32, ahead);
 }
 

@@ -86,12 +86,5 @@ RM_INTERNAL void rm_pack_b_pairs_nk_avx2(const void *w, size_t ldw, size_t cols,
                                          size_t nr, int ahead);
 #endif
 
-/* fp32 -> bf16, rounding to nearest even; NaN stays NaN (quiet). */
-static inline uint16_t rm_f32_to_bf16(float f) {
-    uint32_t u;
-    __builtin_memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 #endif
