@@ -44,7 +44,7 @@
 #define MLP_CHUNK 512
 
 /* A sequence with at least this many queries of its own in a layer runs its
- * attention through BLAS (rm_cpu_attention_blas); shorter ones, and the
+ * attention through GEMMs (rm_cpu_attention_blas); shorter ones, and the
  * last layer's single queries, through rm_cpu_attention. */
 #define ATTN_BLAS_MIN_QUERIES 64
 
