@@ -651,7 +651,8 @@ static rm_status attention_blas(rm_engine *e, pass *p, rm_err *err) {
             .scale = (float)(1.0 / sqrt((double)c->head_dim)), .scores = p->scores,
             /* Each product takes its own scratch (NULL): handing it the pass's
              * per-thread slots overran them under tensor parallelism (test_tp
-             * under ASan); the cause is not yet understood, see docs/performance.md. */
+             * under ASan, a heap overrun in rm_gemm's workspace); the cause is
+             * open, see docs/performance.md. */
             .gemm_scratch = NULL, .gemm_scratch_bytes = 0,
         };
         if (rm_cpu_attention_blas(&run, e->n_threads) != RM_OK)
