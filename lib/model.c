@@ -95,10 +95,10 @@ static rm_status pick_engine(rm_model *m, const rm_params *p, rm_err *err) {
         rm_err why = {0};
         rm_status st = cuda_usable(p->gpu, &mod, &info, &why);
         if (st && p->device == RM_DEVICE_CUDA) return rm_fail(err, st, "device cuda: %s", why.msg);
-        if (st && p->dtype != RM_DTYPE_AUTO)   /* auto device, bf16 / fp8 asked: only CUDA runs them */
-            return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype %s needs the CUDA engine, and device auto "
-                           "found none usable: %s", rm_dtype_name((rm_dtype)p->dtype), why.msg);
-        if (st) mod = NULL;                    /* auto: the CPU then */
+        if (st && p->dtype == RM_DTYPE_FP8)    /* auto device, fp8 asked: only CUDA runs it */
+            return rm_fail(err, RM_ERR_UNSUPPORTED, "rm_params.dtype fp8 needs the CUDA engine, and device auto "
+                           "found none usable: %s", why.msg);
+        if (st) mod = NULL;                    /* auto: the CPU then (fp32 or bf16) */
     }
     if (!mod) {
         m->engine_ops = &rm_engine_cpu;

@@ -44,7 +44,10 @@ else
     check "module absent: --device auto scores on the CPU ($err)" \
         '[ $rc -eq 0 ] && echo "$out" | grep -q "\"scores\"" && echo "$err" | grep -q "device cpu, dtype fp32"'
     run_score "$tmp/empty" auto --dtype bf16
-    check "module absent: --device auto --dtype bf16 fails saying CUDA is missing ($err)" \
+    check "module absent: --device auto --dtype bf16 scores in bf16 on the CPU ($err)" \
+        '[ $rc -eq 0 ] && echo "$out" | grep -q "\"scores\"" && echo "$err" | grep -q "device cpu, dtype bf16"'
+    run_score "$tmp/empty" auto --dtype fp8
+    check "module absent: --device auto --dtype fp8 fails saying CUDA is missing ($err)" \
         '[ $rc -eq 1 ] && echo "$err" | grep -q "needs the CUDA engine" && echo "$err" | grep -q "no CUDA module"'
 
     # Stand-in modules.
