@@ -59,8 +59,9 @@ mkdir -p "$OUT/obj" "$OUT/logs" "$OUT/work" "$OUT/artifacts"
 # harness needs from the archive. A file someone is still writing may fail:
 # the harnesses that need it then fail to link, and say so.
 # The server's request parsing and answers (fuzz_request) need no HTTP library.
-srcs=(lib/*.c lib/jinja/*.c lib/cli/cli_common.c lib/server/request.c lib/server/response.c)
-newest_header=$(ls -t include/*.h lib/*.h lib/jinja/*.h lib/cli/*.h lib/server/*.h 2>/dev/null | head -n 1)
+srcs=(lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c lib/cli/cli_common.c lib/server/request.c
+      lib/server/response.c)
+newest_header=$(ls -t include/*.h lib/*.h lib/*/*.h 2>/dev/null | head -n 1)
 todo=()
 for s in "${srcs[@]}"; do
     o=$OUT/obj/${s%.c}.o
