@@ -58,8 +58,11 @@ mkdir -p "$OUT/obj" "$OUT/logs" "$OUT/work" "$OUT/artifacts"
 # coverage (fuzzer-no-link) and the sanitizers; the linker takes what a
 # harness needs from the archive. A file someone is still writing may fail:
 # the harnesses that need it then fail to link, and say so.
-srcs=(lib/*.c lib/jinja/*.c lib/cli/cli_common.c)
-newest_header=$(ls -t include/*.h lib/*.h lib/jinja/*.h lib/cli/*.h 2>/dev/null | head -n 1)
+# The concept folders are the Makefile's LIB_SRC (absent ones match nothing).
+shopt -s nullglob
+srcs=(lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c lib/cli/cli_common.c)
+shopt -u nullglob
+newest_header=$(ls -t include/*.h lib/*.h lib/*/*.h 2>/dev/null | head -n 1)
 todo=()
 for s in "${srcs[@]}"; do
     o=$OUT/obj/${s%.c}.o
