@@ -649,11 +649,7 @@ static rm_status attention_blas(rm_engine *e, pass *p, rm_err *err) {
             .n_q = n - shared, .first_pos = shared, .n_heads = (size_t)c->n_heads,
             .n_kv_heads = (size_t)c->n_kv_heads, .head_dim = (size_t)c->head_dim,
             .scale = (float)(1.0 / sqrt((double)c->head_dim)), .scores = p->scores,
-            /* Each product takes its own scratch (NULL): handing it the pass's
-             * per-thread slots overran them under tensor parallelism (test_tp
-             * under ASan, a heap overrun in rm_gemm's workspace); the cause is
-             * open, see docs/performance.md. */
-            .gemm_scratch = NULL, .gemm_scratch_bytes = 0,
+            .gemm_scratch = p->gemm_scratch, .gemm_scratch_bytes = p->gemm_scratch_bytes,
         };
         if (rm_cpu_attention_blas(&run, e->n_threads) != RM_OK)
             return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory for attention's GEMM scratch");

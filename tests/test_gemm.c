@@ -245,6 +245,28 @@ static void special_values(const rm_gemm_kernel *K) {
     free_problem(&p);
 }
 
+/* Caller's scratch sized for a larger k (as the engine sizes it, for its
+ * widest product) holds any product with k up to it: the most rows the
+ * stream path takes at a k just past a whole block is the largest packed X.
+ * A canary after the scratch catches an overrun (ASan too, in make san). */
+static void scratch_bound(const rm_gemm_kernel *K) {
+    const size_t ks[] = {257, 300, 896, 1000, 1537};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
+        size_t k = ks[i], m = rm_gemm_stream_rows(K, k), n = 4, bytes = rm_gemm_scratch_bytes(K, 4096, 0);
+        unsigned char *scratch = malloc(bytes + 64);
+        memset(scratch + bytes, 0xa5, 64);
+        float *x = calloc(m * k, sizeof(float)), *y = malloc(m * n * sizeof(float));
+        uint16_t *w = calloc(n * k, sizeof(uint16_t));
+        rm_gemm_args g = {.m = m, .n = n, .k = k, .x = x, .ldx = k, .w = w, .ldw = k, .wtype = RM_GEMM_W_BF16,
+                          .y = y, .ldy = n};
+        ok &= rm_gemm(K, &g, scratch, 1) == RM_OK;
+        for (int b = 0; b < 64; b++) ok &= scratch[bytes + b] == 0xa5;
+        free(scratch), free(x), free(y), free(w);
+    }
+    CHECK(ok, "%s: a product overran scratch sized by rm_gemm_scratch_bytes for a larger k", rm_gemm_kernel_name(K));
+}
+
 /* k = 0 gives the bias (or zeros); m or n = 0 writes nothing; a W the kernel does not take is refused. */
 static void degenerate(const rm_gemm_kernel *K) {
     float bias[3] = {1, 2, 3}, y[6] = {9, 9, 9, 9, 9, 9}, x[1] = {0};
@@ -286,6 +308,7 @@ int main(void) {
             check_kernel(K, 0, "");
             special_values(K);
             degenerate(K);
+            scratch_bound(K);
         }
 #if defined(__x86_64__)
     if (f->isa >= RM_ISA_AVX2) {
@@ -294,6 +317,7 @@ int main(void) {
             check_kernel(emulated[i], i == 1, " (emulated intrinsics)");
             special_values(emulated[i]);
             degenerate(emulated[i]);
+            scratch_bound(emulated[i]);
         }
     } else {
         skipped++;

@@ -12,7 +12,7 @@
  *     run it against every row panel: W is read once, straight from memory,
  *     which is what bounds a pass of a few rows. It also beats the panel
  *     path as long as the packed X stays in cache (measured: up to ~4 MB of
- *     it, 512 rows at k = 2048), so that is the default bound.
+ *     it, 510 rows at k = 2048), so that is the default bound.
  * Every element of Y is the same chain of operations either way (gemm.h).
  */
 #include "cpu/gemm_kernel.h"
@@ -40,17 +40,20 @@ static size_t b_panel_bytes(const rm_gemm_kernel *K, size_t kc) {
     return align_up(ceil_div(kc, (size_t)K->kstep) * (size_t)K->nr * (size_t)K->b_bytes, ALIGN);
 }
 
-size_t rm_gemm_stream_rows(const rm_gemm_kernel *K, size_t k) {
-    size_t row_bytes = ceil_div(k ? k : 1, (size_t)K->kstep) * (size_t)K->a_bytes;
-    size_t rows = STREAM_X_BYTES / row_bytes / (size_t)K->mr * (size_t)K->mr;
-    if (rows > MAX_STREAM_ROWS) rows = MAX_STREAM_ROWS;
-    return rows > (size_t)K->stream_rows ? rows : (size_t)K->stream_rows;
-}
-
-/* Bytes of X packed for the stream path (per thread): panels of min(kc, k). */
+/* Bytes of X packed for the stream path (per thread): panels of min(kc, k),
+ * every k block padded to whole steps. */
 static size_t stream_x_bytes(const rm_gemm_kernel *K, size_t rows, size_t k) {
     size_t kc = (size_t)K->kc;
     return ceil_div(rows, (size_t)K->mr) * ceil_div(k, kc) * a_panel_bytes(K, k < kc ? k : kc);
+}
+
+/* Whole panels whose packed X (padding included) fits STREAM_X_BYTES, so no
+ * k up to a scratch's max_k needs more than that bound (workspace_sizes). */
+size_t rm_gemm_stream_rows(const rm_gemm_kernel *K, size_t k) {
+    size_t per_panel = stream_x_bytes(K, (size_t)K->mr, k ? k : 1);
+    size_t rows = STREAM_X_BYTES / per_panel * (size_t)K->mr;
+    if (rows > MAX_STREAM_ROWS) rows = MAX_STREAM_ROWS;
+    return rows > (size_t)K->stream_rows ? rows : (size_t)K->stream_rows;
 }
 
 typedef struct workspace {
@@ -65,11 +68,9 @@ static void workspace_sizes(const rm_gemm_kernel *K, size_t max_k, size_t stream
     size_t a_block = (size_t)K->mc / (size_t)K->mr * apb, a_all;
     if (stream_rows) {
         a_all = stream_x_bytes(K, stream_rows, max_k ? max_k : 1);
-    } else {    /* the default bound, at its largest over k <= max_k (alignment of each panel included) */
-        size_t k_min_rows = max_k ? max_k : 1;
-        a_all = stream_x_bytes(K, rm_gemm_stream_rows(K, k_min_rows), k_min_rows);
-        size_t cap = STREAM_X_BYTES + (MAX_STREAM_ROWS / (size_t)K->mr + 1) * ALIGN;
-        if (a_all < cap) a_all = cap;
+    } else {    /* any k <= max_k: the budget, or the kernel's minimum rows at the largest k */
+        a_all = stream_x_bytes(K, (size_t)K->stream_rows, max_k ? max_k : 1);
+        if (a_all < STREAM_X_BYTES) a_all = STREAM_X_BYTES;
     }
     *a = a_block > a_all ? a_block : a_all;
     *b = (size_t)K->nc / (size_t)K->nr * bpb;

@@ -232,7 +232,7 @@ const rm_gemm_kernel rm_gemm_avx2_fp32 = {
     .isa = RM_ISA_AVX2,
     .arith = RM_GEMM_FP32,
     .mr = MR, .nr = NR, .kstep = 1, .a_bytes = 4, .b_bytes = 4,
-    .kc = RM_GEMM_KC, .mc = 144, .nc = 4096, .stream_rows = 24,
+    .kc = RM_GEMM_KC, .mc = 144, .nc = 1024, .stream_rows = 24,
     .pack_a = pack_a_6,
     .pack_b = {{rm_pack_b_f32_nk_avx2, rm_pack_b_f32_kn}, {rm_pack_b_bf16_nk_avx2, rm_pack_b_bf16_kn}},
     .tile = tile,
