@@ -126,7 +126,7 @@ KERNEL_LIB := $(BUILD)/lib/libnimreward-kernels.a
 # The launchers kernels/kernels.h declares, one op family per file: the
 # module links only when every one is there.
 MODULE_KERNELS := $(addprefix kernels/,embedding.cu rmsnorm.cu qknorm.cu bias.cu rope.cu swiglu.cu fp8.cu gather.cu \
-                    attention.cu random.cu convert.cu fp8_tensor.cu)
+                    attention.cu random.cu convert.cu fp8_tensor.cu reduce.cu)
 KERNELS_MISSING := $(filter-out $(KERNEL_SRC),$(MODULE_KERNELS))
 CUDA_HOST_SRC := $(wildcard lib/cuda/*.c)
 CUDA_HOST_OBJ := $(CUDA_HOST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -195,7 +195,7 @@ $(BUILD)/bin/nimreward-bench: $(BUILD)/obj/lib/cli/nimreward-bench.o $(BUILD)/ob
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(STATIC)
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/reference_rows.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(STATIC) $(LDLIBS)
 

@@ -50,6 +50,13 @@ cudaError_t rm_cu_head_rmsnorm(uint16_t *x, size_t stride, const uint16_t *w, si
 cudaError_t rm_cu_add_bias(uint16_t *y, size_t stride, const uint16_t *b, size_t n_rows, size_t cols,
                            cudaStream_t stream);
 
+/* reduce.cu: dst[i] = srcs[0][i] + srcs[1][i] + ... for i in [offset, offset + count): summed in fp32 in
+ * that order, rounded to bf16 once when bf16 is 1 (else fp32 throughout); the sum of tensor-parallel ranks
+ * sharing one GPU. 1 to RM_CU_SUM_MAX_SRCS buffers; dst may be one of them. */
+#define RM_CU_SUM_MAX_SRCS 16
+cudaError_t rm_cu_sum_ranks(void *dst, const void *const *srcs, int n_srcs, size_t offset, size_t count, int bf16,
+                            cudaStream_t stream);
+
 /* rope.cu: rotates n_heads vectors of head_dim in each row in place (rotate_half
  * pairs (i, i + head_dim/2)); row r is at position pos[r]. The angle is
  * fp32((float)pos * inv_freq[i]) and cos/sin are taken in fp32, as transformers

@@ -375,6 +375,24 @@ void rm_cpu_head_rmsnorm_bf16(uint16_t *x, size_t stride, const uint16_t *w, siz
     }
 }
 
+void rm_cpu_sum_ranks(void *dst, void *const *srcs, int n_srcs, size_t lo, size_t hi, int bf16) {
+    if (!bf16) {
+        float *d = dst;
+        for (size_t i = lo; i < hi; i++) {
+            float s = ((const float *)srcs[0])[i];
+            for (int r = 1; r < n_srcs; r++) s += ((const float *)srcs[r])[i];
+            d[i] = s;
+        }
+        return;
+    }
+    uint16_t *d = dst;
+    for (size_t i = lo; i < hi; i++) {
+        float s = rm_bf16_to_f32(((const uint16_t *)srcs[0])[i]);
+        for (int r = 1; r < n_srcs; r++) s += rm_bf16_to_f32(((const uint16_t *)srcs[r])[i]);
+        d[i] = rm_bf16_from_f32(s);
+    }
+}
+
 void rm_cpu_add_bias(uint16_t *y, size_t stride, const uint16_t *b, size_t n_rows, size_t cols, int n_threads) {
 #pragma omp parallel for num_threads(TWIN_THREADS(n_threads)) schedule(static) if (n_rows * cols >= PAR_MIN_WORK)
     for (size_t r = 0; r < n_rows; r++)

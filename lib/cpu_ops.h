@@ -193,6 +193,11 @@ RM_INTERNAL void rm_cpu_add_rmsnorm(float *x, const uint16_t *delta, size_t delt
 RM_INTERNAL void rm_cpu_head_rmsnorm_bf16(uint16_t *x, size_t stride, const uint16_t *w, size_t n_rows,
                                           size_t n_heads, size_t head_dim, float eps, int n_threads);
 
+/* rm_cu_sum_ranks: dst[i] = srcs[0][i] + srcs[1][i] + ... for i in [lo, hi),
+ * summed in fp32 in that order; bf16 (1) rounds the sum once, fp32 (0) keeps
+ * it. The in-process collective's sum (lib/parallel/comm_threads.c). */
+RM_INTERNAL void rm_cpu_sum_ranks(void *dst, void *const *srcs, int n_srcs, size_t lo, size_t hi, int bf16);
+
 /* rm_cu_add_bias: y[r][c] = bf16(fp32(y[r][c]) + fp32(b[c])) for c < cols. */
 RM_INTERNAL void rm_cpu_add_bias(uint16_t *y, size_t stride, const uint16_t *b, size_t n_rows, size_t cols,
                                  int n_threads);

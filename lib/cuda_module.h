@@ -18,12 +18,15 @@
 #include "common.h"
 #include "config.h"
 #include "engine.h"
+#include "parallel/collective.h"
 #include "weights.h"
+
+struct rm_tp_plan;
 
 #define RM_CUDA_MODULE_FILE "libnimreward-cuda.so"
 #define RM_CUDA_MODULE_SYMBOL "rm_cuda_module_v1"
 /* Bumped whenever the table, or the meaning of anything it passes, changes. */
-#define RM_CUDA_MODULE_ABI 1
+#define RM_CUDA_MODULE_ABI 2
 
 /* What probe() found out about one GPU. */
 typedef struct rm_cuda_device_info {
@@ -77,14 +80,15 @@ typedef enum rm_cuda_kernel {
  * another tree is refused even if someone forgot to bump the abi. */
 typedef struct rm_cuda_layout {
     uint32_t config, tensor, layer_weights, model_weights, batch, engine_opts, engine_ops, engine_memory, err,
-        device_info, profile;
+        device_info, profile, comm, comm_ops, comm_device;
 } rm_cuda_layout;
 
 #define RM_CUDA_LAYOUT_INIT                                                                                     \
     {                                                                                                          \
         sizeof(rm_config), sizeof(rm_tensor), sizeof(rm_layer_weights), sizeof(rm_model_weights),              \
             sizeof(rm_batch), sizeof(rm_engine_opts), sizeof(rm_engine_ops), sizeof(rm_engine_memory),         \
-            sizeof(rm_err), sizeof(rm_cuda_device_info), sizeof(rm_cuda_profile)                               \
+            sizeof(rm_err), sizeof(rm_cuda_device_info), sizeof(rm_cuda_profile), sizeof(rm_comm),            \
+            sizeof(rm_comm_ops), sizeof(rm_comm_device)                                                        \
     }
 
 typedef struct rm_cuda_module {
@@ -112,6 +116,14 @@ typedef struct rm_cuda_module {
     /* Runs one of the engine's own kernels on GPU `gpu` over host data. */
     rm_status (*run_kernel)(int gpu, rm_cuda_kernel which, const void *in, size_t rows, size_t cols, void *out,
                             float *scales, rm_err *err);
+
+    /* Tensor parallelism (lib/parallel/, docs/parallel.md). comm_nccl_create
+     * makes the NCCL endpoints of a plan's local ranks, each on its own GPU
+     * (lib/cuda/collective_nccl.c; NCCL is opened then, not before).
+     * comm_device is what the in-process group needs to sum on the device
+     * when this process's ranks share one GPU (lib/cuda/collective_device.c). */
+    rm_status (*comm_nccl_create)(rm_comm **out, const struct rm_tp_plan *plan, rm_err *err);
+    const rm_comm_device *comm_device;
 } rm_cuda_module;
 
 typedef const rm_cuda_module *(*rm_cuda_module_fn)(void);

@@ -29,6 +29,29 @@ typedef struct rm_engine_counters {
     uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
 } rm_engine_counters;
 
+/* How an engine keeps them: relaxed atomics, since any calling thread adds
+ * and any thread may read or reset (rm_counters is a snapshot, not a
+ * barrier). layer_tokens has one entry per layer. */
+static inline void rm_counter_add(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
+
+static inline void rm_counters_read(const rm_engine_counters *c, const uint64_t *layer_tokens, int64_t n_layers,
+                                    rm_engine_counters *out, uint64_t *layer_tokens_out) {
+    out->forward_passes = __atomic_load_n(&c->forward_passes, __ATOMIC_RELAXED);
+    out->tokens_computed = __atomic_load_n(&c->tokens_computed, __ATOMIC_RELAXED);
+    out->tokens_last_layer = __atomic_load_n(&c->tokens_last_layer, __ATOMIC_RELAXED);
+    out->weight_bytes_read = __atomic_load_n(&c->weight_bytes_read, __ATOMIC_RELAXED);
+    for (int64_t l = 0; layer_tokens_out && l < n_layers; l++)
+        layer_tokens_out[l] = __atomic_load_n(&layer_tokens[l], __ATOMIC_RELAXED);
+}
+
+static inline void rm_counters_clear(rm_engine_counters *c, uint64_t *layer_tokens, int64_t n_layers) {
+    __atomic_store_n(&c->forward_passes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->tokens_computed, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->tokens_last_layer, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->weight_bytes_read, 0, __ATOMIC_RELAXED);
+    for (int64_t l = 0; l < n_layers; l++) __atomic_store_n(&layer_tokens[l], 0, __ATOMIC_RELAXED);
+}
+
 typedef struct rm_engine rm_engine;
 struct rm_comm;
 struct rm_tp_plan;
@@ -56,6 +79,9 @@ typedef struct rm_engine_opts {
                                        o_proj and down_proj over the group (all-reduce) before adding them to
                                        the residual. NULL: the whole model. */
     const struct rm_tp_plan *tp;    /* the "tp" engine only: the ranks to run and their engine */
+    int device_shares;              /* CUDA: the engines of this process on this GPU (tp ranks sharing it), this
+                                       one included; with max_device_bytes 0 each takes that share of the free
+                                       memory. 0 or 1: alone. */
 } rm_engine_opts;
 
 typedef struct rm_engine_ops {

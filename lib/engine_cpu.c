@@ -86,12 +86,11 @@ struct rm_engine {
     rm_comm *comm;                          /* a tensor-parallel rank: sums o_proj / down_proj outputs */
 
     /* Counters, updated with atomic adds. */
-    uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
+    rm_engine_counters counts;              /* rm_counter_add */
     uint64_t *layer_tokens;
     uint64_t gemm_flops, gemm_ns, gemm_cpu_ns; /* the projections: FLOPs, wall and process CPU time inside */
 };
 
-static void count(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
 static uint64_t load(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
 
 static int online_cores(void) {
@@ -620,9 +619,9 @@ static void linear(rm_engine *e, pass *p, const float *X, size_t n, const cpu_ma
                       .bias = bias, .y = Y, .ldy = out};
     uint64_t t0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     rm_gemm(e->gemm, &g, p->gemm_scratch, e->n_threads);  /* cannot fail: kernel, W and scratch are the engine's */
-    count(&e->gemm_ns, clock_ns(CLOCK_MONOTONIC) - t0);
-    count(&e->gemm_cpu_ns, clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0);
-    count(&e->gemm_flops, 2 * (uint64_t)n * out * in);
+    rm_counter_add(&e->gemm_ns, clock_ns(CLOCK_MONOTONIC) - t0);
+    rm_counter_add(&e->gemm_cpu_ns, clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0);
+    rm_counter_add(&e->gemm_flops, 2 * (uint64_t)n * out * in);
 }
 
 static void gather_rows(float *dst, const float *src, const size_t *rows, size_t n, size_t width) {
@@ -734,8 +733,8 @@ static rm_status layer(rm_engine *e, pass *p, int64_t l, int last, rm_err *err) 
         if ((st = all_reduce(e, p->mlp_out, n * H, err))) return st;
         rm_cpu_add(xr, p->mlp_out, n * H, nt);
     }
-    count(&e->layer_tokens[l], nq);
-    count(&e->tokens_computed, nq);
+    rm_counter_add(&e->layer_tokens[l], nq);
+    rm_counter_add(&e->counts.tokens_computed, nq);
     return RM_OK;
 }
 
@@ -772,9 +771,9 @@ static rm_status cpu_forward(rm_engine *e, const rm_batch *b, float *out_hidden,
         }
     rm_cpu_rmsnorm(out_hidden, p.xs, e->final_norm, p.n_seqs, (size_t)c->hidden, c->rms_eps, e->n_threads);
 
-    count(&e->forward_passes, 1);
-    count(&e->tokens_last_layer, p.n_seqs);
-    count(&e->weight_bytes_read, p.bytes_read);
+    rm_counter_add(&e->counts.forward_passes, 1);
+    rm_counter_add(&e->counts.tokens_last_layer, p.n_seqs);
+    rm_counter_add(&e->counts.weight_bytes_read, p.bytes_read);
     pass_free(&p);
     return RM_OK;
 }
@@ -808,7 +807,7 @@ static rm_status cpu_head_rows(rm_engine *e, const rm_tensor *t, const int64_t *
         out[i] = (float)acc;
     }
     rm_mfree(buf);
-    count(&e->weight_bytes_read, (uint64_t)n_rows * (uint64_t)H * rm_dtype_size(t->dtype));
+    rm_counter_add(&e->counts.weight_bytes_read, (uint64_t)n_rows * (uint64_t)H * rm_dtype_size(t->dtype));
     return RM_OK;
 }
 
@@ -817,25 +816,15 @@ static rm_status cpu_head_rows(rm_engine *e, const rm_tensor *t, const int64_t *
 static void cpu_counters(rm_engine *e, rm_engine_counters *out, uint64_t *layer_tokens_out) {
     if (!out) return;
     memset(out, 0, sizeof *out);
-    if (!e) return;
-    out->forward_passes = load(&e->forward_passes);
-    out->tokens_computed = load(&e->tokens_computed);
-    out->tokens_last_layer = load(&e->tokens_last_layer);
-    out->weight_bytes_read = load(&e->weight_bytes_read);
-    if (layer_tokens_out)
-        for (int64_t l = 0; l < e->cfg.n_layers; l++) layer_tokens_out[l] = load(&e->layer_tokens[l]);
+    if (e) rm_counters_read(&e->counts, e->layer_tokens, e->cfg.n_layers, out, layer_tokens_out);
 }
 
 static void cpu_counters_reset(rm_engine *e) {
     if (!e) return;
-    __atomic_store_n(&e->forward_passes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->tokens_computed, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->tokens_last_layer, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->weight_bytes_read, 0, __ATOMIC_RELAXED);
+    rm_counters_clear(&e->counts, e->layer_tokens, e->cfg.n_layers);
     __atomic_store_n(&e->gemm_flops, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&e->gemm_ns, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&e->gemm_cpu_ns, 0, __ATOMIC_RELAXED);
-    for (int64_t l = 0; l < e->cfg.n_layers; l++) __atomic_store_n(&e->layer_tokens[l], 0, __ATOMIC_RELAXED);
 }
 
 const rm_engine_ops rm_engine_cpu = {

@@ -54,9 +54,14 @@ static int ids_equal(const int32_t *ids, size_t n, json_t *want) {
     return 1;
 }
 
+/* The references are fp32 scores: always the CPU engine, even on a machine
+ * where device auto would pick CUDA (bf16). */
 static rm_model *load(const char *name, rm_params *p) {
     char dir[4096], err[1024];
     snprintf(dir, sizeof dir, "%s/models/%s", test_fixtures(), name);
+    rm_params cpu;
+    if (!p) rm_params_init(&cpu), p = &cpu;
+    p->device = RM_DEVICE_CPU;
     rm_model *m = NULL;
     rm_status st = rm_load(dir, p, &m, err, sizeof err);
     CHECK(st == RM_OK, "rm_load(%s): %s", name, err);

@@ -18,6 +18,7 @@
 #include "cpu_ops.h"
 #include "engine.h"
 #include "st_writer.h"
+#include "reference_rows.h"
 #include "test.h"
 #include "weights.h"
 
@@ -92,49 +93,6 @@ static double max_diff(const float *a, const float *b, size_t n) {
 }
 
 /* ---------------------------------------------------------------- reference rows */
-
-typedef struct ref_row {
-    int32_t *ids;
-    size_t n;
-    json_t *obj;
-} ref_row;
-
-/* Reads every line of a .jsonl file; returns the count (rows malloc'd). */
-static size_t read_jsonl(const char *path, ref_row **out) {
-    FILE *f = fopen(path, "r");
-    *out = NULL;
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return 0;
-    }
-    size_t n = 0, cap = 0, line_cap = 0;
-    char *line = NULL;
-    ref_row *rows = NULL;
-    while (getline(&line, &line_cap, f) > 0) {
-        json_error_t jerr;
-        json_t *o = json_loads(line, 0, &jerr);
-        if (!o) continue;
-        json_t *ids = json_object_get(o, "ids");
-        if (n == cap) rows = realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof *rows);
-        rows[n].n = json_array_size(ids);
-        rows[n].ids = malloc((rows[n].n ? rows[n].n : 1) * sizeof(int32_t));
-        for (size_t i = 0; i < rows[n].n; i++) rows[n].ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
-        rows[n].obj = o;
-        n++;
-    }
-    free(line);
-    fclose(f);
-    *out = rows;
-    return n;
-}
-
-static void free_rows(ref_row *rows, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].ids);
-        json_decref(rows[i].obj);
-    }
-    free(rows);
-}
 
 static rm_status forward_one(rm_engine *e, const int32_t *ids, size_t n, float *hidden, rm_err *err) {
     const int32_t *toks[1] = {ids};

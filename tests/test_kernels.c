@@ -12,7 +12,7 @@
  * sum((got - ref)^2) / sum(ref^2).
  *
  * Tolerances, per op, and why:
- *  - embedding, add_bias, gather_rows, random_bf16, quantize_fp8_rows:
+ *  - embedding, add_bias, sum_ranks, gather_rows, random_bf16, quantize_fp8_rows:
  *    bit for bit (the same IEEE operations, nothing order-dependent).
  *  - add_rmsnorm (residual: bit for bit; bf16 out: 1 ulp; fp32 out: 2 ulp),
  *    head_rmsnorm and rope (1 ulp): the same operations, but the sum of
@@ -397,6 +397,49 @@ static int test_add_bias(size_t c) {
     return ok;
 }
 
+/* ---------------------------------------------------------------- sum_ranks */
+
+/* Ranks, elements, offset of the slice summed, bf16 or fp32. The first sums
+ * in place into rank 0's buffer; 16 is RM_CU_SUM_MAX_SRCS. */
+static const struct { int ranks; size_t n, offset, count; int bf16; } sum_cases[] = {
+    {2, 7, 0, 7, 1}, {3, 1000, 333, 334, 1}, {16, 4099, 1, 4097, 1}, {4, 70000, 0, 70000, 0}, {1, 33, 0, 33, 1},
+};
+
+static int test_sum_ranks(size_t c) {
+    int n_src = sum_cases[c].ranks, bf16 = sum_cases[c].bf16, in_place = c == 0;
+    size_t n = sum_cases[c].n, off = sum_cases[c].offset, count = sum_cases[c].count, es = bf16 ? 2 : 4, bytes = n * es;
+    void *h[RM_CU_SUM_MAX_SRCS], *d[RM_CU_SUM_MAX_SRCS] = {0};
+    void *ref = xmalloc(bytes), *got = xmalloc(bytes), *before = xmalloc(bytes);
+    int ok = 1;
+    for (int r = 0; r < n_src; r++) {
+        h[r] = bf16 ? (void *)random_bf16(n, 16.0f) : (void *)random_f32(n, 16.0f);
+        ok &= (d[r] = dev_copy(h[r], bytes)) != NULL;
+    }
+    void *d_dst = in_place ? d[0] : dev_poisoned(bytes);
+    if (in_place) memcpy(before, h[0], bytes);
+    else memset(before, POISON, bytes);
+    memcpy(ref, before, bytes);
+    rm_cpu_sum_ranks(ref, h, n_src, off, off + count, bf16);
+    if (ok && d_dst &&
+        launch_ok(rm_cu_sum_ranks(d_dst, (const void *const *)d, n_src, off, count, bf16, stream), "rm_cu_sum_ranks") &&
+        dev_read(got, d_dst, bytes)) {
+        char what[96];
+        snprintf(what, sizeof what, "sum_ranks %d x %zu [%zu, +%zu) %s", n_src, n, off, count, bf16 ? "bf16" : "fp32");
+        ok = bf16 ? compare_bf16(what, (uint16_t *)got + off, (uint16_t *)ref + off, count, EXACT)
+                  : compare_f32(what, (float *)got + off, (float *)ref + off, count, EXACT);
+        /* Outside the slice: untouched. */
+        ok &= memcmp(got, before, off * es) == 0 && memcmp((char *)got + (off + count) * es, (char *)before + (off + count) * es,
+                                                         (n - off - count) * es) == 0;
+        ok &= guard_ok(d_dst, bytes, what);
+    } else {
+        ok = 0;
+    }
+    for (int r = 0; r < n_src; r++) cudaFree(d[r]), free(h[r]);
+    if (!in_place) cudaFree(d_dst);
+    free(ref), free(got), free(before);
+    return ok;
+}
+
 /* ---------------------------------------------------------------- rope */
 
 static const struct { size_t rows, heads, head_dim, stride; int llama3; double theta; } rope_cases[] = {
@@ -734,6 +777,8 @@ static int test_contract(void) {
     ok &= rm_cu_quantize_fp8_rows(NULL, 0, 0, 8, NULL, NULL, stream) == cudaSuccess;
     ok &= rm_cu_gather_rows(NULL, NULL, NULL, 0, 8, stream) == cudaSuccess;
     ok &= rm_cu_random_bf16(NULL, 0, 1, 2, 1.0f, stream) == cudaSuccess;
+    const void *no_srcs[2] = {(void *)8, (void *)8};
+    ok &= rm_cu_sum_ranks((void *)8, no_srcs, 2, 0, 0, 1, stream) == cudaSuccess;
     rm_cu_attn a;
     memset(&a, 0, sizeof a);
     a.n_heads = 8, a.n_kv_heads = 2, a.head_dim = 64;
@@ -751,6 +796,8 @@ static int test_contract(void) {
     bad &= rm_cu_attention(&a, stream) == cudaErrorInvalidValue;
     a.head_dim = 258;                                                /* past 256 */
     bad &= rm_cu_attention_generic(&a, stream) == cudaErrorInvalidValue;
+    const void *srcs[RM_CU_SUM_MAX_SRCS + 1] = {0};
+    bad &= rm_cu_sum_ranks(dummy_u16, srcs, RM_CU_SUM_MAX_SRCS + 1, 0, 1, 1, stream) == cudaErrorInvalidValue;
     if (!bad) fprintf(stderr, "  an impossible problem was not refused with cudaErrorInvalidValue\n");
     fprintf(stderr, "  %-40s %s\n", "launch contract (empty / invalid)", ok && bad ? "ok" : "   <-- FAIL");
     return ok && bad && cuda_ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
@@ -883,6 +930,7 @@ static const op_tests ops[] = {
     {"add_rmsnorm", test_add_rmsnorm, LEN(rmsnorm_cases)},
     {"head_rmsnorm", test_head_rmsnorm, LEN(qknorm_cases)},
     {"add_bias", test_add_bias, LEN(bias_cases)},
+    {"sum_ranks", test_sum_ranks, LEN(sum_cases)},
     {"rope", test_rope, LEN(rope_cases)},
     {"silu_mul", test_silu_mul, LEN(swiglu_cases)},
     {"quantize_fp8_rows", test_quantize_fp8, LEN(fp8_cases)},

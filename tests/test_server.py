@@ -76,6 +76,8 @@ class Server:
 
     def __init__(self, args, env=None, wait=True, headers=None):
         self.headers = headers or {}     # sent with every request (an API key)
+        if "--device" not in args:       # fp32 references: the CPU, even where auto would pick CUDA
+            args = args + ["--device", "cpu"]
         self.proc = subprocess.Popen([SERVER] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=dict(os.environ, **(env or {})))
         Server.running.append(self)

@@ -442,7 +442,7 @@ rm_status rm_comm_nccl_plan_create(rm_comm **out, const rm_tp_plan *plan, rm_err
     int devices[4096];
     if (L->n_local > 4096) return rm_fail(err, RM_ERR_INVALID_ARG, "%d local ranks", L->n_local);
     for (int i = 0; i < L->n_local; i++)
-        devices[i] = plan->gpus ? plan->gpus[i] : L->world == 1 ? i : L->local_rank;
+        devices[i] = rm_tp_gpu_of(plan, i);
     rm_nccl_opts o = {
         .tp = L->tp, .first_rank = L->first_rank, .n_local = L->n_local, .devices = devices,
         .unique_id = plan->comm_ctx, .timeout_s = plan->timeout_s,

@@ -16,8 +16,6 @@
 #define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)   /* what cuBLASLt's Hopper kernels ask for at most */
 #define MAX_HEAD_DIM 256                          /* the attention kernel's bound (kernels.h) */
 
-void cu_count(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
-static uint64_t load_counter(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
 
 static double gib(size_t b) { return (double)b / (double)((size_t)1 << 30); }
 
@@ -205,6 +203,7 @@ static rm_status engine_alloc(rm_engine **out, const rm_config *cfg, const rm_mo
     e->gpu = opts->gpu;
     e->dtype = opts->dtype;
     e->n_threads = opts->n_threads;
+    e->comm = opts->comm;
     e->H = cfg->hidden;
     e->QD = cfg->n_heads * cfg->head_dim;
     e->KD = cfg->n_kv_heads * cfg->head_dim;
@@ -218,6 +217,22 @@ static rm_status engine_alloc(rm_engine **out, const rm_config *cfg, const rm_mo
     *out = e;
     if (!e->layers || !e->layer_tokens) return rm_fail(err, RM_ERR_NOMEM, "cuda engine: out of memory");
     return RM_OK;
+}
+
+/* Tensor-parallel ranks agree on the smallest of their values (each rank's
+ * own in its slot of a vector the group sums): every rank must split a batch
+ * into the same passes, or their collectives would not pair up. */
+static rm_status ranks_agree_min(rm_comm *c, size_t *value, rm_err *err) {
+    if (!c || c->size < 2) return RM_OK;
+    float *all = rm_calloc((size_t)c->size, sizeof *all);
+    if (!all) return rm_fail(err, RM_ERR_NOMEM, "cuda engine: out of memory");
+    size_t exact = (size_t)1 << 24;   /* integers an fp32 sum carries exactly */
+    all[c->rank] = (float)(*value < exact ? *value : exact);
+    rm_status st = rm_comm_all_reduce(c, all, (size_t)c->size, RM_COMM_F32, NULL, err);
+    for (int r = 0; !st && r < c->size; r++)
+        if ((size_t)all[r] < *value) *value = (size_t)all[r];
+    rm_mfree(all);
+    return st;
 }
 
 /* "needed X, allowed Y (why)": the message of every out-of-memory at load. */
@@ -264,15 +279,25 @@ rm_status cu_engine_begin(rm_engine **out, const rm_config *cfg, const rm_model_
 
     /* The budget, and the largest arena that fits in it. */
     size_t free_b = 0, total_b = 0;
+    /* Ranks sharing this GPU read the free memory together, before any of
+     * them takes its share. */
+    int shares = opts->device_shares > 1 ? opts->device_shares : 1;
+    if (shares > 1 && e->comm && (st = e->comm->ops->barrier(e->comm, err))) goto leave;
     CU_TRY_GOTO(gpu, err, st, leave, cudaMemGetInfo(&free_b, &total_b));
+    if (shares > 1 && e->comm && (st = e->comm->ops->barrier(e->comm, err))) goto leave;
     /* The budget covers everything the engine holds, the workspace (already
      * allocated, so no longer in free_b) included. */
     size_t margin = cu_default_margin(total_b), budget = opts->max_device_bytes;
-    if (!budget) budget = (free_b > margin ? free_b - margin : 0) + GEMM_WORKSPACE_BYTES;
+    if (!budget) budget = (free_b > margin ? free_b - margin : 0) / (size_t)shares + GEMM_WORKSPACE_BYTES;
     e->shape = (cu_shape){(size_t)e->H, (size_t)e->QD, (size_t)e->KD, (size_t)e->F, e->kind != CU_GEMM_BF16};
     size_t fixed = e->slab_bytes + GEMM_WORKSPACE_BYTES + (size_t)cfg->head_dim * 2 + CU_ALIGN;
     size_t cap = (size_t)(cfg->max_pos > CU_TOKENS_CAP_MIN ? cfg->max_pos : CU_TOKENS_CAP_MIN);
     size_t tokens = budget > fixed ? cu_plan_tokens(&e->shape, budget - fixed, cap, min_stage, &e->arena, &e->meta) : 0;
+    if (tokens && e->comm) {   /* a rank with no room fails below, and its failure ends the others' wait */
+        size_t agreed = tokens;
+        if ((st = ranks_agree_min(e->comm, &agreed, err))) goto leave;
+        if (agreed < tokens) tokens = cu_plan_tokens(&e->shape, budget - fixed, agreed, min_stage, &e->arena, &e->meta);
+    }
     if (!tokens) {
         size_t need = fixed + cu_plan_bytes(&e->shape, CU_MIN_TOKENS, min_stage, NULL, NULL);
         st = no_room(e, need, budget, free_b, margin, opts->max_device_bytes != 0, "its weights and activations",
@@ -388,22 +413,11 @@ void cu_engine_destroy(rm_engine *e) {
 static void cuda_counters(rm_engine *e, rm_engine_counters *out, uint64_t *layer_tokens_out) {
     if (!out) return;
     memset(out, 0, sizeof *out);
-    if (!e) return;
-    out->forward_passes = load_counter(&e->forward_passes);
-    out->tokens_computed = load_counter(&e->tokens_computed);
-    out->tokens_last_layer = load_counter(&e->tokens_last_layer);
-    out->weight_bytes_read = load_counter(&e->weight_bytes_read);
-    if (layer_tokens_out)
-        for (int64_t l = 0; l < e->cfg.n_layers; l++) layer_tokens_out[l] = load_counter(&e->layer_tokens[l]);
+    if (e) rm_counters_read(&e->counts, e->layer_tokens, e->cfg.n_layers, out, layer_tokens_out);
 }
 
 static void cuda_counters_reset(rm_engine *e) {
-    if (!e) return;
-    __atomic_store_n(&e->forward_passes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->tokens_computed, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->tokens_last_layer, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->weight_bytes_read, 0, __ATOMIC_RELAXED);
-    for (int64_t l = 0; l < e->cfg.n_layers; l++) __atomic_store_n(&e->layer_tokens[l], 0, __ATOMIC_RELAXED);
+    if (e) rm_counters_clear(&e->counts, e->layer_tokens, e->cfg.n_layers);
 }
 
 static void cuda_memory(rm_engine *e, rm_engine_memory *out) {

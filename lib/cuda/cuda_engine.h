@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "gemm.h"
 #include "memory_plan.h"
+#include "parallel/collective.h"
 
 /* A weight matrix on the device: rows x cols, row-major (rows = output channels). */
 typedef struct cu_matrix {
@@ -41,13 +42,6 @@ typedef struct cu_layer {
     uint16_t *down_bias;                    /* [H] or NULL */
     uint16_t *q_norm, *k_norm;              /* [head_dim], qwen3 */
 } cu_layer;
-
-/* Tensor parallelism (issue 11): when set, the layer loop calls it on the
- * bf16 partial sums after o_proj and after down_proj (rows x hidden, dense,
- * on the engine's stream), before their biases and the residual add. NULL on
- * one GPU. A rank's create will take its slice of the weights. */
-typedef rm_status (*cu_allreduce_fn)(void *ctx, uint16_t *x, size_t n_rows, size_t cols, cudaStream_t stream,
-                                     rm_err *err);
 
 /* A ticket lock: calls run their passes in the order they arrived. */
 typedef struct cu_queue {
@@ -90,11 +84,15 @@ struct rm_engine {
     rm_status sticky;                       /* a device error ends this engine's use: every later call gets it */
     char sticky_msg[sizeof(((rm_err *)0)->msg)];
 
-    cu_allreduce_fn allreduce;              /* NULL: one GPU */
-    void *allreduce_ctx;
+    /* Tensor parallelism (lib/parallel/): this engine is one rank, cfg and
+     * weights are its shard, and the layer loop sums the bf16 partial outputs
+     * of o_proj and down_proj over the group (rows x hidden, dense, on the
+     * engine's stream) before their biases and the residual add; passes end
+     * with the group's bounded wait instead of cudaStreamSynchronize. NULL:
+     * the whole model on one GPU. */
+    rm_comm *comm;
 
-    /* Counters (atomic adds). */
-    uint64_t forward_passes, tokens_computed, tokens_last_layer, weight_bytes_read;
+    rm_engine_counters counts;              /* rm_counter_add */
     uint64_t *layer_tokens;
 };
 
@@ -109,7 +107,6 @@ RM_INTERNAL rm_status cu_engine_begin(rm_engine **out, const rm_config *cfg, con
 /* After the weights are in: RoPE table, a warm-up pass, the memory report. */
 RM_INTERNAL rm_status cu_engine_finish(rm_engine *e, rm_err *err);
 RM_INTERNAL void cu_engine_destroy(rm_engine *e);
-RM_INTERNAL void cu_count(uint64_t *c, uint64_t n);
 /* Records a device error as the engine's sticky status and returns it. */
 RM_INTERNAL rm_status cu_engine_fail(rm_engine *e, rm_status st, const rm_err *err);
 RM_INTERNAL rm_status cu_set_option(rm_engine *e, rm_cuda_option option, int value, rm_err *err);

@@ -235,8 +235,8 @@ static rm_status gemm(runner *r, const operand *x, size_t m, const cu_matrix *w,
 /* Partial sums of tensor parallelism, then the bias. */
 static rm_status reduce_and_bias(runner *r, uint16_t *y, size_t rows, size_t cols, const uint16_t *bias) {
     rm_engine *e = r->e;
-    if (e->allreduce) {
-        TRY(e->allreduce(e->allreduce_ctx, y, rows, cols, e->stream, r->err));
+    if (e->comm) {
+        TRY(rm_comm_all_reduce(e->comm, y, rows * cols, RM_COMM_BF16, e->stream, r->err));
         TRY(mark(r, RM_CUDA_WORK_OTHER));
     }
     if (bias) STEP(RM_CUDA_WORK_OTHER, rm_cu_add_bias(y, cols, bias, rows, cols, e->stream));
@@ -320,8 +320,8 @@ static rm_status layer_all_rows(runner *r, const rm_batch *b, const pass *p, int
     TRY(reduce_and_bias(r, B->delta, R, H, L->o_bias));
     STEP(RM_CUDA_WORK_OTHER, rm_cu_add_rmsnorm(B->x, B->delta, H, L->mlp_norm, B->h, NULL, R, H, eps, st));
     TRY(mlp(r, L, B, R));
-    cu_count(&e->layer_tokens[l], R);
-    cu_count(&e->tokens_computed, R);
+    rm_counter_add(&e->layer_tokens[l], R);
+    rm_counter_add(&e->counts.tokens_computed, R);
     return RM_OK;
 }
 
@@ -366,8 +366,8 @@ static rm_status layer_last(runner *r, const rm_batch *b, const pass *p, int64_t
     TRY(reduce_and_bias(r, B->delta, S, H, L->o_bias));
     STEP(RM_CUDA_WORK_OTHER, rm_cu_add_rmsnorm(B->xs, B->delta, H, L->mlp_norm, B->h, NULL, S, H, eps, st));
     TRY(mlp(r, L, B, S));
-    cu_count(&e->layer_tokens[l], S);
-    cu_count(&e->tokens_computed, S);
+    rm_counter_add(&e->layer_tokens[l], S);
+    rm_counter_add(&e->counts.tokens_computed, S);
     return RM_OK;
 }
 
@@ -388,10 +388,14 @@ static rm_status pass_run(runner *r, const rm_batch *b, size_t s0, size_t s1, fl
                                                (float)e->cfg.rms_eps, e->stream));
     STEP(RM_CUDA_WORK_OTHER, cudaMemcpyAsync(out_hidden + s0 * H, B.x, p.n_seqs * H * sizeof(float),
                                              cudaMemcpyDeviceToHost, e->stream));
-    cudaError_t ce = cudaStreamSynchronize(e->stream);
-    if (ce != cudaSuccess) return rm_cu_fail(e->gpu, r->err, ce, "cudaStreamSynchronize");
-    cu_count(&e->tokens_last_layer, p.n_seqs);
-    cu_count(&e->weight_bytes_read, (uint64_t)(e->slab_bytes - (size_t)e->cfg.vocab * H * 2) + (uint64_t)p.rows * H * 2);
+    if (e->comm) {   /* bounded, and watching the other ranks: a dead peer never hangs this pass */
+        TRY(e->comm->ops->wait(e->comm, e->stream, r->err));
+    } else {
+        cudaError_t ce = cudaStreamSynchronize(e->stream);
+        if (ce != cudaSuccess) return rm_cu_fail(e->gpu, r->err, ce, "cudaStreamSynchronize");
+    }
+    rm_counter_add(&e->counts.tokens_last_layer, p.n_seqs);
+    rm_counter_add(&e->counts.weight_bytes_read, (uint64_t)(e->slab_bytes - (size_t)e->cfg.vocab * H * 2) + (uint64_t)p.rows * H * 2);
     return RM_OK;
 }
 
@@ -433,7 +437,7 @@ static rm_status run_batch(runner *r, const rm_batch *b, float *out_hidden) {
         s0 = s1;
     }
     if (r->prof) r->prof->passes += passes;
-    cu_count(&e->forward_passes, 1);
+    rm_counter_add(&e->counts.forward_passes, 1);
     return RM_OK;
 }
 

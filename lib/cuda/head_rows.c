@@ -53,6 +53,6 @@ rm_status cu_head_rows(rm_engine *e, const rm_tensor *t, const int64_t *rows, si
         for (int64_t j = 0; j < H; j++) acc += (double)value_at(t, base + (size_t)j) * hidden[j];
         out[i] = (float)acc;
     }
-    cu_count(&e->weight_bytes_read, (uint64_t)n_rows * (uint64_t)H * (t->dtype == RM_DT_F32 ? 4 : 2));
+    rm_counter_add(&e->counts.weight_bytes_read, (uint64_t)n_rows * (uint64_t)H * (t->dtype == RM_DT_F32 ? 4 : 2));
     return RM_OK;
 }

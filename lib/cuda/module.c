@@ -5,6 +5,8 @@
  */
 #include <string.h>
 
+#include "cuda/collective_device.h"
+#include "cuda/collective_nccl.h"
 #include "cuda_engine.h"
 #include "extras.h"
 
@@ -68,6 +70,8 @@ static const rm_cuda_module table = {
     .profile = cu_profile,
     .set_option = cu_set_option,
     .run_kernel = run_kernel,
+    .comm_nccl_create = rm_comm_nccl_plan_create,
+    .comm_device = &rm_cu_comm_device,
 };
 
 __attribute__((visibility("default"))) const rm_cuda_module *rm_cuda_module_v1(void) { return &table; }

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu_ops.h"
+
 enum { OP_ALL_REDUCE = 1, OP_BROADCAST, OP_BARRIER };
 
 static const char *op_name(int op) {
@@ -183,39 +185,6 @@ static rm_status rendezvous(group *g, int rank, const char *what, int check, rm_
 
 /* ------------------------------------------------ the arithmetic */
 
-static float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static uint16_t f32_to_bf16(float f) {   /* round to nearest even; NaN stays NaN */
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-/* dst[i] = srcs[0][i] + srcs[1][i] + ..., in that order, for i in [lo, hi). */
-static void sum_host(void *dst, void *const *srcs, int n, size_t lo, size_t hi, rm_comm_dtype dt) {
-    if (dt == RM_COMM_F32) {
-        float *d = dst;
-        for (size_t i = lo; i < hi; i++) {
-            float s = ((const float *)srcs[0])[i];
-            for (int r = 1; r < n; r++) s += ((const float *)srcs[r])[i];
-            d[i] = s;
-        }
-    } else {
-        uint16_t *d = dst;
-        for (size_t i = lo; i < hi; i++) {
-            float s = bf16_to_f32(((const uint16_t *)srcs[0])[i]);
-            for (int r = 1; r < n; r++) s += bf16_to_f32(((const uint16_t *)srcs[r])[i]);
-            d[i] = f32_to_bf16(s);
-        }
-    }
-}
-
 /* ------------------------------------------------ the operations */
 
 static rm_status device_step(group *g, rm_status st, rm_err *err) {
@@ -261,7 +230,7 @@ static rm_status t_all_reduce(rm_comm *c, void *buf, size_t count, rm_comm_dtype
         if (!st) st = g->dev.sync(stream, err);
         st = device_step(g, st, err);
     } else {
-        sum_host(g->scratch, all, g->n, lo, hi, dt);
+        rm_cpu_sum_ranks(g->scratch, all, g->n, lo, hi, dt == RM_COMM_BF16);
     }
     if (all != srcs) rm_mfree(all);
     pthread_mutex_lock(&g->mu);

@@ -158,10 +158,6 @@ static const rm_comm_ops hook_ops = {
 
 /* ------------------------------------------------ the rank threads */
 
-static int gpu_of(const rm_engine *e, int index) {
-    if (e->gpus) return e->gpus[index];
-    return e->plan.layout.world == 1 ? index : e->plan.layout.local_rank;
-}
 
 static void rank_fail(tp_rank *r) {
     char why[sizeof r->err.msg];
@@ -181,10 +177,15 @@ static void rank_create(tp_rank *r) {
     if (r->rank > 0)
         for (int64_t l = 0; l < r->shard->mw.n_layers; l++) r->shard->mw.layers[l].bo = r->shard->mw.layers[l].b_down = NULL;
     rm_engine_opts o = e->inner_opts;
-    o.gpu = gpu_of(e, r->index);
+    o.gpu = rm_tp_gpu_of(&e->plan, r->index);
     o.comm = &r->hook.base;
     o.tp = NULL;
+    o.device_shares = 0;
+    for (int k = 0; k < e->n; k++) o.device_shares += rm_tp_gpu_of(&e->plan, k) == o.gpu;
     r->st = e->plan.inner->create(&r->inner, &r->shard->cfg, &r->shard->mw, &o, &r->err);
+    /* An engine's create may wait on the group (ranks sharing a GPU agree on
+     * their memory): a rank that fails must end that wait for the others. */
+    if (r->st) rank_fail(r);
 }
 
 static void rank_forward(tp_rank *r) {
@@ -369,13 +370,10 @@ static rm_status tp_create(rm_engine **out, const rm_config *cfg, const rm_model
         e->ranks[i].started = 1;
     }
     run_job(e, JOB_CREATE);   /* each rank reads its own shard, in parallel */
-    for (int i = 0; i < e->n; i++)
-        if (e->ranks[i].st) {
-            st = rm_fail(err, e->ranks[i].st, "tensor-parallel rank %d of %d: %s", e->ranks[i].rank, L->tp,
-                         e->ranks[i].err.msg);
-            tp_destroy(e);
-            return st;
-        }
+    if ((st = job_error(e, err))) {   /* the rank that failed first, not the ones its failure stopped */
+        tp_destroy(e);
+        return st;
+    }
     *out = e;
     return RM_OK;
 }

@@ -6,7 +6,37 @@
 
 #include <string.h>
 
+#include "cuda_module.h"
 #include "pack/pack.h"
+
+/* The CUDA engine's collectives. Ranks of this process that all share one
+ * GPU: the in-process group, summing on the device (NCCL refuses two ranks
+ * on one GPU; this is also how the sharded path is tested on one GPU).
+ * Otherwise NCCL, every local rank on its own GPU; with tp 1 asked for,
+ * that is a one-rank communicator (a tp-1 pack alone needs no NCCL). A mix
+ * of the two is refused. */
+static rm_status cuda_comms(rm_comm **out, const rm_tp_plan *plan, rm_err *err) {
+    const rm_cuda_module *mod = NULL;
+    rm_status st = rm_cuda_module_get(&mod, NULL, err);
+    if (st) return st;
+    const rm_tp_layout *L = &plan->layout;
+    int repeats = 0, all_same = 1;
+    for (int i = 1; i < L->n_local; i++) {
+        all_same &= rm_tp_gpu_of(plan, i) == rm_tp_gpu_of(plan, 0);
+        for (int k = 0; k < i; k++) repeats += rm_tp_gpu_of(plan, i) == rm_tp_gpu_of(plan, k);
+    }
+    if ((L->n_local > 1 && all_same) || (L->tp == 1 && !plan->tp_asked)) {
+        if (!mod->comm_device)
+            return rm_fail(err, RM_ERR_UNSUPPORTED, "the CUDA module has no in-process collective");
+        return rm_comm_threads_create(out, L->n_local, plan->timeout_s, mod->comm_device, err);
+    }
+    if (repeats)
+        return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.gpus: some of this process's %d ranks share a GPU and "
+                       "others do not; put every rank on its own GPU (NCCL) or all of them on one (the in-process "
+                       "group)", L->n_local);
+    if (!mod->comm_nccl_create) return rm_fail(err, RM_ERR_UNSUPPORTED, "the CUDA module has no NCCL collective");
+    return mod->comm_nccl_create(out, plan, err);
+}
 
 rm_status rm_tp_plan_make(rm_tp_plan *plan, const rm_params *p, const rm_config *cfg, const rm_model_weights *mw,
                           const struct rm_pack *pack, rm_device device, const rm_engine_ops *inner, rm_err *err) {
@@ -31,5 +61,7 @@ rm_status rm_tp_plan_make(rm_tp_plan *plan, const rm_params *p, const rm_config 
     if (p->has_nccl_id != 0 && p->has_nccl_id != 1)
         return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.has_nccl_id is %d (0 or 1)", p->has_nccl_id);
     plan->comm_ctx = p->has_nccl_id ? p->nccl_id : NULL;   /* read while rm_load runs: the engine is made there */
+    plan->tp_asked = p->tp != 0;
+    if (device == RM_DEVICE_CUDA) plan->comm_create = cuda_comms;
     return RM_OK;
 }

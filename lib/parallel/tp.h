@@ -105,11 +105,22 @@ typedef struct rm_tp_plan {
     double timeout_s;                   /* collectives; <= 0: RM_COMM_DEFAULT_TIMEOUT_S */
     /* Makes the endpoints of the layout.n_local local ranks (out[i] for rank
      * first_rank + i). NULL: the in-process group on host memory, which
-     * needs world == 1 (NCCL, in the CUDA module, serves the other cases). */
+     * needs world == 1. With the CUDA engine (plan.c): NCCL, one rank per
+     * GPU, or the in-process group summing on the device when this
+     * process's ranks all share one GPU. */
     rm_status (*comm_create)(rm_comm **out, const struct rm_tp_plan *plan, rm_err *err);
     const void *comm_ctx;               /* for comm_create: the 128-byte NCCL unique id from rm_params, or NULL;
                                            valid only while the engine is created */
+    int tp_asked;                       /* rm_params.tp was set (not only the pack's): a CUDA tp 1 then runs
+                                           through a one-rank NCCL communicator, which a pack alone never needs */
 } rm_tp_plan;
+
+/* The GPU of local rank `index` (0 .. layout.n_local): rm_params.gpus, else
+ * rank i on GPU i when this process runs every rank, else the local rank's. */
+static inline int rm_tp_gpu_of(const rm_tp_plan *plan, int index) {
+    if (plan->gpus) return plan->gpus[index];
+    return plan->layout.world == 1 ? index : plan->layout.local_rank;
+}
 
 /* The plan rm_load runs (plan.c): tp from rm_params (or the pack's, which
  * also checks the dtype and device asked for), the sharding rule, the
