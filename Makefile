@@ -32,7 +32,7 @@ OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
           -Iinclude -Ilib $(SANFLAGS)
-LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lzstd -lxxhash -lm -lpthread -ldl -fopenmp $(SANFLAGS)
+LDLIBS += -ljansson -lpcre2-8 -lutf8proc -lopenblas -lzstd -lxxhash -lmvec -lm -lpthread -ldl -fopenmp $(SANFLAGS)
 
 # The library: lib/ and its concept folders (the tools, server and CUDA module live apart).
 LIB_SRC := $(wildcard lib/*.c lib/jinja/*.c lib/cpu/*.c lib/parallel/*.c lib/pack/*.c)
@@ -174,7 +174,7 @@ $(MODULE): $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) lib/cuda/module.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,--no-undefined -Wl,--version-script=lib/cuda/module.map -o $@ \
 	    $(CUDA_HOST_OBJ) $(MODULE_HELPERS) $(KERNEL_LIB) \
-	    $(LDFLAGS) -L$(CUDA_LIBDIR) $(CUBLASLT_LIB) -lcudart_static -ljansson -lopenblas -lstdc++ -ldl -lrt -lpthread -lm \
+	    $(LDFLAGS) -L$(CUDA_LIBDIR) $(CUBLASLT_LIB) -lcudart_static -ljansson -lopenblas -lstdc++ -ldl -lrt -lpthread -lmvec -lm \
 	    -fopenmp -Wl,-rpath,$(CUDA_LIBDIR)
 
 # The install LIBDIR is the module's last search place (lib/cuda_module.c).

@@ -7,6 +7,7 @@
 #include "cpu_ops.h"
 
 #include "cpu/gemm.h"
+#include "cpu/vmath.h"
 
 #include <math.h>
 #include <omp.h>
@@ -56,10 +57,19 @@ void rm_cpu_add(float *y, const float *x, size_t n, int n_threads) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-/* torch.nn.functional.silu in fp32: x / (1 + exp(-x)). */
+/* torch.nn.functional.silu in fp32: x / (1 + exp(-x)); the exps a chunk at
+ * a time through the vector expf (cpu/vmath.h). */
+#define SILU_CHUNK 256
 void rm_cpu_silu_mul(float *g, const float *u, size_t n, int n_threads) {
+    size_t n_chunks = (n + SILU_CHUNK - 1) / SILU_CHUNK;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n >= PAR_MIN_WORK)
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    for (size_t c = 0; c < n_chunks; c++) {
+        float e[SILU_CHUNK];
+        size_t i0 = c * SILU_CHUNK, len = n - i0 < SILU_CHUNK ? n - i0 : SILU_CHUNK;
+        for (size_t k = 0; k < len; k++) e[k] = -g[i0 + k];
+        rm_cpu_expf_inplace(e, len);
+        for (size_t k = 0; k < len; k++) g[i0 + k] = g[i0 + k] / (1.0f + e[k]) * u[i0 + k];
+    }
 }
 
 /* ---------------------------------------------------------------- RoPE */
@@ -131,11 +141,10 @@ void rm_cpu_rope(float *x, size_t n_rows, size_t n_heads, size_t head_dim, const
 static void softmax_row(float *s, size_t n_valid, size_t n) {
     float max = s[0];
     for (size_t j = 1; j < n_valid; j++) max = s[j] > max ? s[j] : max;
+    for (size_t j = 0; j < n_valid; j++) s[j] -= max;
+    rm_cpu_expf_inplace(s, n_valid);
     double sum = 0;
-    for (size_t j = 0; j < n_valid; j++) {
-        s[j] = expf(s[j] - max);
-        sum += s[j];
-    }
+    for (size_t j = 0; j < n_valid; j++) sum += s[j];
     float inv = (float)(1.0 / sum);
     for (size_t j = 0; j < n_valid; j++) s[j] *= inv;
     for (size_t j = n_valid; j < n; j++) s[j] = 0;

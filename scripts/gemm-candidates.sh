@@ -12,7 +12,7 @@ CC=${CC:-cc}
 out=$BUILD/bench
 mkdir -p "$out"
 flags=(-O2 -g -std=gnu11 -fopenmp -Iinclude -Ilib)
-libs=(-ljansson -lpcre2-8 -lutf8proc -lm -lpthread)
+libs=(-ljansson -lpcre2-8 -lutf8proc -lmvec -lm -lpthread)
 $CC "${flags[@]}" -DCAND_OPENBLAS -o "$out/gemm-openblas" scripts/gemm_candidates.c "$BUILD/lib/libnimreward.a" -lopenblas "${libs[@]}"
 built=("$out/gemm-openblas")
 if [ -e /usr/include/oneapi/dnnl/dnnl.h ]; then

@@ -349,7 +349,7 @@ static void peak_refresh(peaks *pk, rm_peak *p) {
     rm_peak now = rm_cpu_peak(peak_kind(pk, p), pk->threads, 0.3, 2);
     if (now.gflops < 0.85 * p->gflops)
         printf("  (peak re-measured after that pass: %.1f GFLOPS, %.0f%% of the %.1f seen before: the cores were "
-               "slowed by other load; percentages are of the highest)\n", now.gflops, 100 * now.gflops / p->gflops,
+               "slower then (other tenants, or the clock); percentages are of the highest)\n", now.gflops, 100 * now.gflops / p->gflops,
                p->gflops);
     if (now.gflops > p->gflops) p->gflops = now.gflops;
     if (now.core_gflops > p->core_gflops) p->core_gflops = now.core_gflops;

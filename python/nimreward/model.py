@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, Optional, Union, cast
 
 from . import _lib
+from ._distributed import NCCL_ID_BYTES, nccl_id_from_torch
 from .errors import InvalidArgumentError, InvalidUTF8Error, RewardError, error_for
 
 _c = ctypes
@@ -112,7 +113,11 @@ class RewardModel:
     content_special_tokens as transformers (see the header); chat_template a template's text; head
     "auto" | "classifier" | "logits" | "principle"; max_tokens the longest input accepted (0: the
     context); yes_token / no_token the principle head's vocabulary entries; tp the tensor-parallel
-    ranks this process runs as threads (0: not split; docs/parallel.md).
+    ranks (0: not split; docs/parallel.md): this process runs them all as threads, or one of them when
+    the job runs a process per GPU (torchrun, Slurm, MPI: rank and world size from its variables);
+    nccl_id NCCL's 128-byte unique id for such a job, made by rank 0 and handed to every rank. When it
+    is not given and torch.distributed is initialised with tp processes, rank 0's id is broadcast
+    over it (every rank must then load the model at the same point).
     """
 
     def __init__(self, path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], device: Device = "auto", threads: int = 0,
@@ -121,7 +126,7 @@ class RewardModel:
                  content_special_tokens: bool = False, chat_template: Optional[str] = None, *,
                  dtype: DType = "auto", gpu: int = 0, max_device_bytes: int = 0, head: Head = "auto",
                  max_tokens: int = 0, yes_token: Optional[str] = None, no_token: Optional[str] = None,
-                 tp: int = 0) -> None:
+                 tp: int = 0, nccl_id: Optional[bytes] = None) -> None:
         self._handle: Optional[int] = None
         self._lock = threading.Condition()
         self._active = 0
@@ -136,6 +141,13 @@ class RewardModel:
                 raise InvalidArgumentError(1, f"{what}={value!r}: expected an int >= 0")
         p.n_threads, p.gpu, p.max_device_bytes, p.max_tokens = threads, gpu, max_device_bytes, max_tokens
         p.tp = tp
+        if nccl_id is None:
+            nccl_id = nccl_id_from_torch(tp, device)
+        if nccl_id is not None:
+            if not isinstance(nccl_id, (bytes, bytearray)) or len(nccl_id) != NCCL_ID_BYTES:
+                raise InvalidArgumentError(1, f"nccl_id: expected {NCCL_ID_BYTES} bytes")
+            _c.memmove(p.nccl_id, bytes(nccl_id), NCCL_ID_BYTES)
+            p.has_nccl_id = 1
         if logits_range is not None:
             begin, end = logits_range
             if not 0 <= begin < end:

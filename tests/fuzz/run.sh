@@ -43,7 +43,7 @@ CFLAGS="-g -O1 -std=gnu11 -fopenmp -Iinclude -Ilib -w $SAN"
 # The libraries the Makefile links (read from it, so a new dependency follows).
 LIBS=$(printf '_rm_print_ldlibs:\n\t@echo $(LDLIBS)\n' |
        make -s --no-print-directory -f Makefile -f - _rm_print_ldlibs SANFLAGS= GPU=0 2>/dev/null)
-[ -n "$LIBS" ] || LIBS="-ljansson -lpcre2-8 -lutf8proc -lopenblas -lm -lpthread -fopenmp"
+[ -n "$LIBS" ] || LIBS="-ljansson -lpcre2-8 -lutf8proc -lopenblas -lmvec -lm -lpthread -fopenmp"
 
 echo "fuzz: seed $FUZZ_SEED (FUZZ_SEED=$FUZZ_SEED replays), $FUZZ_SECONDS s per harness, compiler $FUZZ_CC"
 if ! command -v "$FUZZ_CC" >/dev/null; then
