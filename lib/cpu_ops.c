@@ -140,14 +140,21 @@ void rm_cpu_rope(float *x, size_t n_rows, size_t n_heads, size_t head_dim, const
  * zeros in [n_valid, n). Both attention paths use it, so they agree. */
 static void softmax_row(float *s, size_t n_valid, size_t n) {
     float max = s[0];
+#pragma omp simd reduction(max : max)
     for (size_t j = 1; j < n_valid; j++) max = s[j] > max ? s[j] : max;
+#pragma omp simd
     for (size_t j = 0; j < n_valid; j++) s[j] -= max;
     rm_cpu_expf_inplace(s, n_valid);
+    /* In double, in the lanes of this build's vector width: the order is
+     * fixed by the binary, and a double sum of at most 2^20 floats in 0..1
+     * rounds far below the float it becomes. */
     double sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (size_t j = 0; j < n_valid; j++) sum += s[j];
     float inv = (float)(1.0 / sum);
+#pragma omp simd
     for (size_t j = 0; j < n_valid; j++) s[j] *= inv;
-    for (size_t j = n_valid; j < n; j++) s[j] = 0;
+    if (n > n_valid) memset(s + n_valid, 0, (n - n_valid) * sizeof *s);
 }
 
 /* One query row against its keys for the `group` query heads that share kv
