@@ -48,6 +48,19 @@ static rm_status need(const binder *b, const char *name, int n_dims, int64_t d0,
 #define NEED1(name, n, out) need(b, name, 1, n, 0, out)
 #define NEED2(name, r, c, out) need(b, name, 2, r, c, out)
 
+/* An e4m3 projection (an FP8 pack) comes with "<name>_scale", one fp32 per
+ * row; other dtypes have none. */
+static rm_status need_scale(const binder *b, const rm_tensor *t, const rm_tensor **out) {
+    *out = NULL;
+    if (t->dtype != RM_DT_F8_E4M3) return RM_OK;
+    char name[512];
+    snprintf(name, sizeof name, "%s_scale", t->name);
+    rm_status st = NEED1(name, t->shape[0], out);
+    if (!st && (*out)->dtype != RM_DT_F32)
+        st = rm_fail(b->err, RM_ERR_FORMAT, "%s: tensor \"%s\" must be F32", rm_weights_dir(b->w), name);
+    return st;
+}
+
 static rm_status bind_layer(const binder *b, const rm_config *cfg, int64_t i, rm_layer_weights *L) {
     char name[160];
     const int64_t h = cfg->hidden, q = cfg->n_heads * cfg->head_dim, kv = cfg->n_kv_heads * cfg->head_dim;
@@ -63,6 +76,9 @@ static rm_status bind_layer(const binder *b, const rm_config *cfg, int64_t i, rm
         (st = NEED2(NAME("mlp.up_proj.weight"), cfg->ffn, h, &L->w_up)) ||
         (st = NEED2(NAME("mlp.down_proj.weight"), h, cfg->ffn, &L->w_down)))
         return st;
+    const rm_tensor *proj[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+    for (int k = 0; k < 7; k++)
+        if ((st = need_scale(b, proj[k], &L->scale[k]))) return st;
     if (cfg->qkv_bias &&
         ((st = NEED1(NAME("self_attn.q_proj.bias"), q, &L->bq)) ||
          (st = NEED1(NAME("self_attn.k_proj.bias"), kv, &L->bk)) ||

@@ -322,6 +322,14 @@ rm_status rm_engine_cpu_create_opts(rm_engine **out, const rm_config *cfg, const
     if (w->embed->n_dims != 2 || w->embed->shape[0] != cfg->vocab || w->embed->shape[1] != cfg->hidden)
         return rm_fail(err, RM_ERR_SHAPE, "cpu engine: embed_tokens is not [%lld, %lld]", (long long)cfg->vocab,
                        (long long)cfg->hidden);
+    for (int64_t l = 0; l < w->n_layers; l++) {
+        const rm_layer_weights *L = &w->layers[l];
+        const rm_tensor *proj[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (int k = 0; k < 7; k++)
+            if (proj[k] && proj[k]->dtype == RM_DT_F8_E4M3)
+                return rm_fail(err, RM_ERR_UNSUPPORTED, "cpu engine: %s is FP8 (e4m3, from an FP8 pack): only the "
+                               "CUDA engine takes FP8 weights", proj[k]->name ? proj[k]->name : "a projection");
+    }
 
     rm_engine *e = rm_calloc(1, sizeof *e);
     if (!e) return rm_fail(err, RM_ERR_NOMEM, "cpu engine: out of memory");

@@ -170,6 +170,9 @@ static rm_status load(rm_model *m, const char *path, const rm_params *p, rm_err 
 
     if ((st = rm_heads_init(m, p, err)) != RM_OK) return st;
     if ((st = pick_engine(m, p, err)) != RM_OK) return st;
+    /* dtype auto on a pack means the pack's: an FP8 pack runs FP8 on CUDA
+     * (the CPU refuses it below, naming the pack). */
+    if (m->pack && p->dtype == RM_DTYPE_AUTO && m->device == RM_DEVICE_CUDA) m->dtype = rm_pack_dtype(m->pack);
     rm_engine_opts opts = {.n_threads = p->n_threads, .dtype = m->dtype, .gpu = p->gpu,
                            .max_device_bytes = p->max_device_bytes};
     rm_tp_plan plan;

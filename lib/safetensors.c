@@ -36,6 +36,7 @@ size_t rm_dtype_size(rm_st_dtype dt) {
     case RM_DT_F32: return 4;
     case RM_DT_F16: return 2;
     case RM_DT_BF16: return 2;
+    case RM_DT_F8_E4M3: return 1;
     }
     return 0;
 }

@@ -115,6 +115,9 @@ void rm_tensor_rows_f32(const rm_tensor *t, int64_t row0, int64_t n_rows, float 
     case RM_DT_BF16:
         bf16_to_f32((const uint16_t *)t->data + start, out, count);
         break;
+    case RM_DT_F8_E4M3:   /* projections only, which no caller reads as rows (engines refuse or upload them) */
+        memset(out, 0, count * sizeof(float));
+        break;
     }
 }
 

@@ -8,7 +8,10 @@
 #include "common.h"
 #include "config.h"
 
-typedef enum rm_st_dtype { RM_DT_F32 = 0, RM_DT_F16 = 1, RM_DT_BF16 = 2 } rm_st_dtype;  /* as stored in a file */
+/* As stored in a file. F8_E4M3 only comes from an FP8 model pack (lib/pack/):
+ * projection weights quantised per output row, each with a "<name>_scale"
+ * tensor of fp32 scales; only the CUDA engine takes them. */
+typedef enum rm_st_dtype { RM_DT_F32 = 0, RM_DT_F16 = 1, RM_DT_BF16 = 2, RM_DT_F8_E4M3 = 3 } rm_st_dtype;
 
 /* One tensor as it lies in a mapped file. */
 typedef struct rm_tensor {
@@ -79,6 +82,9 @@ typedef struct rm_layer_weights {
     const rm_tensor *w_gate, *w_up;       /* mlp.{gate,up}_proj.weight         [ffn, hidden] */
     const rm_tensor *w_down;              /* mlp.down_proj.weight              [hidden, ffn] */
     const rm_tensor *b_gate, *b_up, *b_down; /* mlp_bias */
+    /* An FP8 pack's per-row fp32 scales of the e4m3 projections, in the
+     * order wq, wk, wv, wo, w_gate, w_up, w_down; NULL for other dtypes. */
+    const rm_tensor *scale[7];
 } rm_layer_weights;
 
 typedef struct rm_model_weights {
@@ -91,8 +97,9 @@ typedef struct rm_model_weights {
     const rm_tensor *score;               /* score.weight [n_labels, hidden] for classification */
 } rm_model_weights;
 
-/* Finds every tensor the architecture needs and checks dtype (f32/f16/bf16)
- * and shape against the config. Errors name the tensor, and the expected and
+/* Finds every tensor the architecture needs and checks dtype (f32/f16/bf16;
+ * e4m3 projections with their scales, from an FP8 pack) and shape against
+ * the config. Errors name the tensor, and the expected and
  * found shapes (RM_ERR_SHAPE), or the missing tensor (RM_ERR_FORMAT). */
 RM_INTERNAL rm_status rm_model_weights_bind(rm_model_weights *mw, const rm_weights *w,
                                             const rm_config *cfg, rm_err *err);

@@ -6,7 +6,7 @@
  *    decompression thread count;
  *  - a bf16 pack scores bitwise as the checkpoint it was made from, --tp 1
  *    and 2 (through the API and at the engine);
- *  - FP8: each projection is rm_cpu_quantize_fp8_rows of the rank's slice,
+ *  - FP8: each projection is rm_cpu_quantize_fp8_rows of the rank's slice in bf16,
  *    and loading the pack on the CPU is refused;
  *  - refused, naming the file and the tensor: a flipped byte in a tensor's
  *    data (checksum mismatch or zstd's error), in the index, a truncated
@@ -240,8 +240,30 @@ static void test_fp8(void) {
         CHECK(0, "fp8: %s", err.msg);
         return;
     }
+    /* As weights: the projections e4m3, bound with their scales, as the CUDA
+     * engine takes them; the CPU engine refuses them, naming one. */
     rm_weights *as_weights = NULL;
-    CHECK(rm_pack_load_rank(p, 0, 2, &as_weights, &err) == RM_ERR_UNSUPPORTED && strstr(err.msg, "FP8"), "%s", err.msg);
+    rm_config rank_cfg;
+    rm_model_weights rank_mw;
+    rm_shard_config(&cfg, 2, 0, &rank_cfg);
+    CHECK(rm_pack_load_rank(p, 0, 2, &as_weights, &err) == RM_OK && rm_model_weights_bind(&rank_mw, as_weights, &rank_cfg, &err) == RM_OK,
+          "fp8 rank 0 as weights: %s", err.msg);
+    if (as_weights && rank_mw.layers) {
+        const rm_layer_weights *L0 = &rank_mw.layers[0];
+        const rm_tensor *proj[7] = {L0->wq, L0->wk, L0->wv, L0->wo, L0->w_gate, L0->w_up, L0->w_down};
+        int bound = 0;
+        for (int k = 0; k < 7; k++)
+            bound += proj[k]->dtype == RM_DT_F8_E4M3 && L0->scale[k] && L0->scale[k]->dtype == RM_DT_F32 &&
+                     L0->scale[k]->shape[0] == proj[k]->shape[0];
+        CHECK(bound == 7 && L0->attn_norm->dtype != RM_DT_F8_E4M3, "fp8: %d of 7 projections e4m3 with their scales", bound);
+        rm_engine *cpu = NULL;
+        CHECK(rm_engine_cpu.create(&cpu, &rank_cfg, &rank_mw, &(rm_engine_opts){.n_threads = 1, .dtype = RM_DTYPE_FP32},
+                                   &err) == RM_ERR_UNSUPPORTED && !cpu && strstr(err.msg, "FP8") && strstr(err.msg, "q_proj"),
+              "the CPU engine on e4m3 weights: %s", err.msg);
+        if (cpu) rm_engine_cpu.destroy(cpu);
+        rm_model_weights_free(&rank_mw);
+    }
+    rm_weights_close(as_weights);
     for (int r = 0; r < 2; r++) {
         rm_shard *sh = NULL;
         rm_shard_source src = {&cfg, &mw, NULL};
@@ -260,6 +282,8 @@ static void test_fp8(void) {
                 float *f = malloc(rows * cols * sizeof *f), *sc = malloc(rows * sizeof *sc);
                 uint8_t *q = malloc(rows * cols);
                 rm_tensor_rows_f32(t, 0, (int64_t)rows, f);
+                if (t->dtype != RM_DT_BF16)   /* quantised from bf16, as the GPU does */
+                    for (size_t k = 0; k < rows * cols; k++) f[k] = rm_bf16_to_f32(rm_bf16_from_f32(f[k]));
                 rm_cpu_quantize_fp8_rows(f, rows, cols, q, sc, 1);
                 char scale_name[512];
                 snprintf(scale_name, sizeof scale_name, "%s_scale", t->name);

@@ -10,7 +10,9 @@
  * area carved from the still empty activation arena and is converted there:
  * fp32 / fp16 to bf16, and bf16 rows to e4m3 with their scales for FP8
  * (rm_cu_quantize_fp8_rows; per-tensor mode takes two passes, one for the
- * tensor's amax, one to quantise).
+ * tensor's amax, one to quantise). An FP8 pack's projections are e4m3 with
+ * their per-row scales already (made by rm_cpu_quantize_fp8_rows, the
+ * quantiser's twin, from the same bf16 values): their bytes go in as they are.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -26,6 +28,7 @@
 
 typedef enum dest_mode {
     TO_BF16,        /* dst: bf16 rows */
+    AS_STORED,      /* dst: the bytes as they are (an FP8 pack's e4m3 rows) */
     TO_FP8_ROWS,    /* dst: e4m3 rows, scales: one per row */
     FOLD_AMAX,      /* no output: max |x| folded into the stager's amax */
     TO_FP8_TENSOR,  /* dst: e4m3 rows with the stager's amax, scales: the one scale */
@@ -42,7 +45,6 @@ typedef struct stager {
     int threads;
 } stager;
 
-static size_t dtype_bytes(rm_st_dtype dt) { return dt == RM_DT_F32 ? 4 : 2; }
 
 static void host_copy(void *dst, const void *src, size_t bytes, int threads) {
     size_t pieces = (bytes + COPY_PIECE - 1) / COPY_PIECE;
@@ -67,7 +69,7 @@ static rm_status stream_tensor(stager *s, const rm_tensor *t, int64_t rows, int6
                                float *scales, int64_t row0, rm_err *err) {
     rm_engine *e = s->e;
     int gpu = e->gpu;
-    size_t elt = dtype_bytes(t->dtype), row_bytes = (size_t)cols * elt;
+    size_t elt = rm_dtype_size(t->dtype), row_bytes = (size_t)cols * elt;
     if ((size_t)rows * row_bytes != t->n_bytes)
         return rm_fail(err, RM_ERR_SHAPE, "cuda engine: %s holds %zu bytes, expected %lld x %lld values",
                        t->name ? t->name : "a tensor", t->n_bytes, (long long)rows, (long long)cols);
@@ -85,8 +87,8 @@ static rm_status stream_tensor(stager *s, const rm_tensor *t, int64_t rows, int6
         if (left) read_ahead(src + bytes, (left < per ? left : per) * row_bytes);
         host_copy(s->pinned[b], src, bytes, s->threads);
         size_t at = (size_t)(row0 + r) * (size_t)cols, count = n * (size_t)cols;
-        if (mode == TO_BF16 && t->dtype == RM_DT_BF16) {
-            CU_TRY(gpu, err, cudaMemcpyAsync((uint16_t *)dst + at, s->pinned[b], bytes, cudaMemcpyHostToDevice,
+        if (mode == AS_STORED || (mode == TO_BF16 && t->dtype == RM_DT_BF16)) {
+            CU_TRY(gpu, err, cudaMemcpyAsync((char *)dst + at * elt, s->pinned[b], bytes, cudaMemcpyHostToDevice,
                                              e->stream));
         } else {
             CU_TRY(gpu, err, cudaMemcpyAsync(s->dev_src, s->pinned[b], bytes, cudaMemcpyHostToDevice, e->stream));
@@ -116,11 +118,39 @@ static rm_status stream_vector(stager *s, const rm_tensor *t, uint16_t *dst, int
     return stream_tensor(s, t, 1, n, TO_BF16, dst + offset, NULL, 0, err);
 }
 
+/* An FP8 pack's matrix: the e4m3 rows and their scales as they are. Only
+ * per-row scaling takes them; every part must be e4m3 with its scales. */
+static rm_status stream_matrix_fp8(stager *s, const cu_matrix *m, const rm_tensor *const *parts,
+                                   const rm_tensor *const *scales, int n_parts, rm_err *err) {
+    rm_engine *e = s->e;
+    for (int i = 0; i < n_parts; i++)
+        if (parts[i]->dtype != RM_DT_F8_E4M3 || !scales[i] || scales[i]->dtype != RM_DT_F32 ||
+            scales[i]->n_bytes != (size_t)parts[i]->shape[0] * sizeof(float))
+            return rm_fail(err, RM_ERR_FORMAT, "cuda engine: %s: an FP8 pack's projections must all be e4m3 with "
+                           "one fp32 scale per row", parts[i]->name ? parts[i]->name : "a projection");
+    if (e->kind != CU_GEMM_FP8_ROWS)
+        return rm_fail(err, RM_ERR_UNSUPPORTED, "cuda engine: %s: an FP8 pack holds per-row scales, and this "
+                       "cuBLASLt runs FP8 with one scale per matrix only; load the checkpoint instead (it is "
+                       "quantised at load)", parts[0]->name ? parts[0]->name : "a projection");
+    rm_status st;
+    int64_t row = 0;
+    for (int i = 0; i < n_parts; i++) {
+        if ((st = stream_tensor(s, parts[i], parts[i]->shape[0], m->cols, AS_STORED, m->data, NULL, row, err)))
+            return st;
+        CU_TRY(e->gpu, err, cudaMemcpyAsync(m->scales + row, scales[i]->data, scales[i]->n_bytes,
+                                            cudaMemcpyHostToDevice, e->stream));
+        row += parts[i]->shape[0];
+    }
+    return RM_OK;
+}
+
 /* One projection matrix made of parts stacked by rows (q/k/v, gate/up). */
-static rm_status stream_matrix(stager *s, const cu_matrix *m, const rm_tensor *const *parts, int n_parts,
-                               rm_err *err) {
+static rm_status stream_matrix(stager *s, const cu_matrix *m, const rm_tensor *const *parts,
+                               const rm_tensor *const *scales, int n_parts, rm_err *err) {
     rm_engine *e = s->e;
     rm_status st;
+    for (int i = 0; i < n_parts; i++)
+        if (parts[i]->dtype == RM_DT_F8_E4M3) return stream_matrix_fp8(s, m, parts, scales, n_parts, err);
     if (e->kind == CU_GEMM_FP8_TENSOR) {
         CU_TRY(e->gpu, err, cudaMemsetAsync(s->amax, 0, sizeof(float), e->stream));
         for (int i = 0, row = 0; i < n_parts; row += (int)parts[i]->shape[0], i++)
@@ -162,8 +192,10 @@ static rm_status upload_all(stager *s, rm_err *err) {
         cu_layer *L = &e->layers[l];
         const rm_tensor *qkv[3] = {lw->wq, lw->wk, lw->wv}, *o[1] = {lw->wo}, *gu[2] = {lw->w_gate, lw->w_up},
                         *down[1] = {lw->w_down};
-        if ((st = stream_matrix(s, &L->qkv, qkv, 3, err)) || (st = stream_matrix(s, &L->o, o, 1, err)) ||
-            (st = stream_matrix(s, &L->gate_up, gu, 2, err)) || (st = stream_matrix(s, &L->down, down, 1, err)) ||
+        const rm_tensor *const *sc = lw->scale;   /* wq wk wv wo gate up down */
+        if ((st = stream_matrix(s, &L->qkv, qkv, sc, 3, err)) || (st = stream_matrix(s, &L->o, o, sc + 3, 1, err)) ||
+            (st = stream_matrix(s, &L->gate_up, gu, sc + 4, 2, err)) ||
+            (st = stream_matrix(s, &L->down, down, sc + 6, 1, err)) ||
             (st = stream_vector(s, lw->attn_norm, L->attn_norm, 0, err)) ||
             (st = stream_vector(s, lw->mlp_norm, L->mlp_norm, 0, err)))
             return st;

@@ -119,8 +119,9 @@ typedef struct rm_pack_rank {
 RM_INTERNAL rm_status rm_pack_read_rank(const rm_pack *p, int rank, int n_threads, rm_pack_rank *out, rm_err *err);
 RM_INTERNAL void rm_pack_rank_free(rm_pack_rank *r);
 
-/* The same as an rm_weights (bf16 / f32 tensors; an FP8 pack is refused:
- * only the CUDA engine takes e4m3 weights, through rm_pack_read_rank). */
+/* The same as an rm_weights: bf16 / f32 tensors, and an FP8 pack's e4m3
+ * projections with their "<name>_scale" tensors (RM_DT_F8_E4M3, which only
+ * the CUDA engine takes). */
 RM_INTERNAL rm_status rm_pack_load_rank(const rm_pack *p, int rank, int n_threads, rm_weights **out, rm_err *err);
 
 #endif

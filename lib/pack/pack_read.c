@@ -484,14 +484,8 @@ rm_status rm_pack_load_rank(const rm_pack *p, int rank, int n_threads, rm_weight
     }
     for (size_t i = 0; i < r.n; i++) {
         const rm_pack_tensor *t = &r.tensors[i];
-        if (t->dtype == RM_PACK_F8_E4M3) {
-            st = rm_fail(err, RM_ERR_UNSUPPORTED, "%s/%s: tensor \"%s\" is FP8 (e4m3): only the CUDA engine takes an "
-                         "FP8 pack", p->dir, file, t->name);
-            rm_mfree(ts);
-            rm_pack_rank_free(&r);
-            return st;
-        }
-        ts[i] = (rm_tensor){.name = t->name, .dtype = t->dtype == RM_PACK_F32 ? RM_DT_F32 : RM_DT_BF16,
+        rm_st_dtype dt = t->dtype == RM_PACK_F32 ? RM_DT_F32 : t->dtype == RM_PACK_F8_E4M3 ? RM_DT_F8_E4M3 : RM_DT_BF16;
+        ts[i] = (rm_tensor){.name = t->name, .dtype = dt,
                             .n_dims = t->n_dims, .data = t->data, .n_bytes = t->n_bytes};
         memcpy(ts[i].shape, t->shape, sizeof t->shape);
     }

@@ -184,7 +184,12 @@ static rm_status put_tensor(writer *w, const rm_tensor *t, int quantise) {
     rm_cpu_convert(t, rows, cols, f, w->n_threads);
     rm_status st;
     if (quantise) {
-        /* e4m3 values plus one fp32 scale per output row (rm_cpu_quantize_fp8_rows). */
+        /* e4m3 values plus one fp32 scale per output row (rm_cpu_quantize_fp8_rows),
+         * from the weights in bf16, as the CUDA engine quantises at load (an fp32
+         * or fp16 checkpoint is rounded to bf16 first): the pack is bitwise the
+         * GPU-quantised checkpoint. */
+        if (t->dtype != RM_DT_BF16)
+            for (size_t i = 0; i < n; i++) f[i] = rm_bf16_to_f32(bf16_of(f[i]));
         uint8_t *q = rm_malloc(n ? n : 1);
         float *scales = rm_malloc((size_t)(rows ? rows : 1) * sizeof *scales);
         if (!q || !scales) {
