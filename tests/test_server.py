@@ -38,7 +38,7 @@ SEQCLS = os.path.join(FIX, "models", "tiny-llama3-seqcls")
 CAUSAL = os.path.join(FIX, "models", "tiny-llama3-causal")
 STARTUP_S = 120          # loading under sanitizers on busy cores
 LONG = "lorem ipsum dolor sit amet " * 400    # ~2000 tokens: a request that keeps the worker busy
-VERY_LONG = "lorem ipsum dolor sit amet " * 1600  # ~8000 tokens
+VERY_LONG = "lorem ipsum dolor sit amet " * 4800  # ~24000 tokens: ~2 s on a 2-core VM, far past 0.2 s
 
 
 def close(a, b, tol=1e-5):
