@@ -16,7 +16,6 @@
 #define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)   /* what cuBLASLt's Hopper kernels ask for at most */
 #define MAX_HEAD_DIM 256                          /* the attention kernel's bound (kernels.h) */
 
-
 static double gib(size_t b) { return (double)b / (double)((size_t)1 << 30); }
 
 rm_status cu_engine_fail(rm_engine *e, rm_status st, const rm_err *err) {

@@ -395,7 +395,8 @@ static rm_status pass_run(runner *r, const rm_batch *b, size_t s0, size_t s1, fl
         if (ce != cudaSuccess) return rm_cu_fail(e->gpu, r->err, ce, "cudaStreamSynchronize");
     }
     rm_counter_add(&e->counts.tokens_last_layer, p.n_seqs);
-    rm_counter_add(&e->counts.weight_bytes_read, (uint64_t)(e->slab_bytes - (size_t)e->cfg.vocab * H * 2) + (uint64_t)p.rows * H * 2);
+    rm_counter_add(&e->counts.weight_bytes_read,
+                   (uint64_t)(e->slab_bytes - (size_t)e->cfg.vocab * H * 2) + (uint64_t)p.rows * H * 2);
     return RM_OK;
 }
 

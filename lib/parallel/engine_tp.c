@@ -158,7 +158,6 @@ static const rm_comm_ops hook_ops = {
 
 /* ------------------------------------------------ the rank threads */
 
-
 static void rank_fail(tp_rank *r) {
     char why[sizeof r->err.msg];
     rm_status st;
@@ -171,7 +170,12 @@ static void rank_fail(tp_rank *r) {
 static void rank_create(tp_rank *r) {
     rm_engine *e = r->tp;
     r->st = rm_shard_load(&r->shard, &e->plan.source, e->plan.layout.tp, r->rank, e->inner_opts.n_threads, &r->err);
-    if (r->st) return;
+    /* An engine's create may wait on the group (ranks sharing a GPU agree on
+     * their memory): a rank that fails must end that wait for the others. */
+    if (r->st) {
+        rank_fail(r);
+        return;
+    }
     /* The all-reduce sums every rank's o_proj / down_proj output: their
      * biases belong in the sum once. */
     if (r->rank > 0)
@@ -183,8 +187,6 @@ static void rank_create(tp_rank *r) {
     o.device_shares = 0;
     for (int k = 0; k < e->n; k++) o.device_shares += rm_tp_gpu_of(&e->plan, k) == o.gpu;
     r->st = e->plan.inner->create(&r->inner, &r->shard->cfg, &r->shard->mw, &o, &r->err);
-    /* An engine's create may wait on the group (ranks sharing a GPU agree on
-     * their memory): a rank that fails must end that wait for the others. */
     if (r->st) rank_fail(r);
 }
 
