@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(libjansson4 libjansson-dev libpcre2-8-0 libpcre2-dev libutf8proc2 libutf8proc-dev
       libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0
-      libzstd1 libzstd-dev libmicrohttpd12 libmicrohttpd-dev)
+      libzstd1 libzstd-dev libxxhash0 libxxhash-dev libmicrohttpd12 libmicrohttpd-dev)
 FIXTURES=${RM_FIXTURES:-../shared/fixtures}
 
 rm -rf gpu-deps
