@@ -15,7 +15,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-__m256 _ZGVdN8v_expf(__m256 x);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256 x);
 
 __attribute__((target("avx2,fma"))) static void expf_avx2(float *x, size_t n) {
     size_t i = 0;
