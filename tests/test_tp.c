@@ -763,6 +763,45 @@ static void test_layout(void) {
     CHECK(rm_load(dir, &p, &m, msg, sizeof msg) == RM_ERR_INVALID_ARG && strstr(msg, "rm_params.tp"), "%s", msg);
 }
 
+/* Which collective the CUDA engine's ranks get (plan.c): the in-process
+ * group summing on the device when this process's ranks share one GPU, NCCL
+ * when each has its own, a mix refused. No GPU is needed to decide it. */
+static void test_cuda_collective(void) {
+    struct {
+        int tp, world, n_local, tp_asked;
+        const int *gpus;
+        int want;           /* rm_tp_collective, or -1: refused */
+        const char *what;
+    } cases[] = {
+        {2, 1, 2, 1, (const int[]){0, 0}, RM_TP_COMM_DEVICE_THREADS, "two ranks on GPU 0"},
+        {4, 1, 4, 1, (const int[]){3, 3, 3, 3}, RM_TP_COMM_DEVICE_THREADS, "four ranks on GPU 3"},
+        {2, 1, 2, 1, NULL, RM_TP_COMM_NCCL, "GPUs 0 and 1 by default"},
+        {4, 1, 4, 1, (const int[]){0, 1, 2, 3}, RM_TP_COMM_NCCL, "four GPUs listed"},
+        {4, 1, 4, 1, (const int[]){0, 0, 1, 1}, -1, "two GPUs shared by two ranks each"},
+        {2, 2, 1, 1, NULL, RM_TP_COMM_NCCL, "one process per rank"},
+        {1, 1, 1, 1, NULL, RM_TP_COMM_NCCL, "tp 1 asked for: a one-rank NCCL communicator"},
+        {1, 1, 1, 0, NULL, RM_TP_COMM_DEVICE_THREADS, "a tp-1 pack alone: no NCCL"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rm_tp_plan plan;
+        memset(&plan, 0, sizeof plan);
+        plan.layout = (rm_tp_layout){.tp = cases[i].tp, .world = cases[i].world, .n_local = cases[i].n_local,
+                                     .first_rank = cases[i].world > 1 ? 1 : 0, .local_rank = 1};
+        plan.gpus = cases[i].gpus;
+        plan.n_gpus = cases[i].gpus ? (size_t)cases[i].n_local : 0;
+        plan.tp_asked = cases[i].tp_asked;
+        rm_tp_collective got = (rm_tp_collective)-1;
+        rm_err err = {0};
+        rm_status st = rm_tp_cuda_collective(&plan, &got, &err);
+        if (cases[i].want < 0)
+            CHECK(st == RM_ERR_INVALID_ARG && strstr(err.msg, "rm_params.gpus") && strstr(err.msg, "share a GPU"),
+                  "%s: refused (%d: %s)", cases[i].what, (int)st, err.msg);
+        else
+            CHECK(st == RM_OK && (int)got == cases[i].want, "%s: collective %d, expected %d (%s)", cases[i].what,
+                  (int)got, cases[i].want, err.msg);
+    }
+}
+
 int main(void) {
     unsigned long long seed = test_seed();
     if (access(fixture("models/tiny-llama3-causal/config.json"), R_OK) != 0)
@@ -771,6 +810,7 @@ int main(void) {
     mkdir(tmp_root, 0755);
     test_rule();
     test_layout();
+    test_cuda_collective();
     test_slices();
     test_fixture_models();
     test_synthetic(seed);

@@ -9,16 +9,7 @@
 #include "cuda_module.h"
 #include "pack/pack.h"
 
-/* The CUDA engine's collectives. Ranks of this process that all share one
- * GPU: the in-process group, summing on the device (NCCL refuses two ranks
- * on one GPU; this is also how the sharded path is tested on one GPU).
- * Otherwise NCCL, every local rank on its own GPU; with tp 1 asked for,
- * that is a one-rank communicator (a tp-1 pack alone needs no NCCL). A mix
- * of the two is refused. */
-static rm_status cuda_comms(rm_comm **out, const rm_tp_plan *plan, rm_err *err) {
-    const rm_cuda_module *mod = NULL;
-    rm_status st = rm_cuda_module_get(&mod, NULL, err);
-    if (st) return st;
+rm_status rm_tp_cuda_collective(const rm_tp_plan *plan, rm_tp_collective *out, rm_err *err) {
     const rm_tp_layout *L = &plan->layout;
     int repeats = 0, all_same = 1;
     for (int i = 1; i < L->n_local; i++) {
@@ -26,14 +17,30 @@ static rm_status cuda_comms(rm_comm **out, const rm_tp_plan *plan, rm_err *err) 
         for (int k = 0; k < i; k++) repeats += rm_tp_gpu_of(plan, i) == rm_tp_gpu_of(plan, k);
     }
     if ((L->n_local > 1 && all_same) || (L->tp == 1 && !plan->tp_asked)) {
-        if (!mod->comm_device)
-            return rm_fail(err, RM_ERR_UNSUPPORTED, "the CUDA module has no in-process collective");
-        return rm_comm_threads_create(out, L->n_local, plan->timeout_s, mod->comm_device, err);
+        *out = RM_TP_COMM_DEVICE_THREADS;
+        return RM_OK;
     }
     if (repeats)
         return rm_fail(err, RM_ERR_INVALID_ARG, "rm_params.gpus: some of this process's %d ranks share a GPU and "
                        "others do not; put every rank on its own GPU (NCCL) or all of them on one (the in-process "
                        "group)", L->n_local);
+    *out = RM_TP_COMM_NCCL;
+    return RM_OK;
+}
+
+/* rm_tp_plan.comm_create for the CUDA engine: the collective
+ * rm_tp_cuda_collective picks, from the module. */
+static rm_status cuda_comms(rm_comm **out, const rm_tp_plan *plan, rm_err *err) {
+    rm_tp_collective kind;
+    rm_status st = rm_tp_cuda_collective(plan, &kind, err);
+    if (st) return st;
+    const rm_cuda_module *mod = NULL;
+    if ((st = rm_cuda_module_get(&mod, NULL, err))) return st;
+    if (kind == RM_TP_COMM_DEVICE_THREADS) {
+        if (!mod->comm_device)
+            return rm_fail(err, RM_ERR_UNSUPPORTED, "the CUDA module has no in-process collective");
+        return rm_comm_threads_create(out, plan->layout.n_local, plan->timeout_s, mod->comm_device, err);
+    }
     if (!mod->comm_nccl_create) return rm_fail(err, RM_ERR_UNSUPPORTED, "the CUDA module has no NCCL collective");
     return mod->comm_nccl_create(out, plan, err);
 }

@@ -122,6 +122,15 @@ static inline int rm_tp_gpu_of(const rm_tp_plan *plan, int index) {
     return plan->layout.world == 1 ? index : plan->layout.local_rank;
 }
 
+/* The collective of the CUDA engine's ranks (plan.c). This process's ranks
+ * all on one GPU: the in-process group summing on the device (NCCL refuses
+ * two ranks on one GPU; this is also how the sharded path is tested on one
+ * GPU), as is a tp-1 pack loaded without rm_params.tp. Otherwise NCCL, each
+ * local rank on its own GPU; with tp 1 asked for, a one-rank communicator.
+ * A mix of the two is refused (RM_ERR_INVALID_ARG). */
+typedef enum rm_tp_collective { RM_TP_COMM_DEVICE_THREADS = 0, RM_TP_COMM_NCCL = 1 } rm_tp_collective;
+RM_INTERNAL rm_status rm_tp_cuda_collective(const rm_tp_plan *plan, rm_tp_collective *out, rm_err *err);
+
 /* The plan rm_load runs (plan.c): tp from rm_params (or the pack's, which
  * also checks the dtype and device asked for), the sharding rule, the
  * layout from rm_params and the environment. `inner` is the engine each
