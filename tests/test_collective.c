@@ -5,12 +5,18 @@
  * bf16, many rounds and sizes; broadcast and barrier; calls out of step
  * refused on every rank; a rank that never arrives ends in a timeout on the
  * others within the bound; an abort wakes every waiting rank; a reset group
- * serves again; ranks given different inputs all fail.
+ * serves again; ranks given different inputs all fail. The device path
+ * (ranks sharing one GPU: rm_comm_device) runs against a stand-in device
+ * whose memory is host memory: the same bits as the host path, its scratch
+ * allocated and released, a failed allocation failing every rank.
  */
 #include <math.h>
 #include <pthread.h>
 #include <time.h>
 
+#include <stddef.h>
+
+#include "cpu_ops.h"
 #include "parallel/collective.h"
 #include "parallel/tp.h"
 #include "test.h"
@@ -51,6 +57,7 @@ static float from_bf16(uint16_t h) {
 typedef struct rank_arg {
     rm_comm *c;
     int n;
+    void *stream;               /* NULL: host buffers; else the stand-in device's */
     int failures;               /* values not as expected */
     rm_status st;
     char msg[1024];
@@ -71,7 +78,8 @@ static void *sums_rank(void *p) {
             h[i] = bf16_bits(f[i]);
         }
         rm_err err = {0};
-        rm_status st = rm_comm_all_reduce(a->c, bf ? (void *)h : (void *)f, n, bf ? RM_COMM_BF16 : RM_COMM_F32, NULL, &err);
+        rm_status st = rm_comm_all_reduce(a->c, bf ? (void *)h : (void *)f, n, bf ? RM_COMM_BF16 : RM_COMM_F32, a->stream,
+                                          &err);
         if (st) {
             a->st = st;
             snprintf(a->msg, sizeof a->msg, "%s", err.msg);
@@ -91,16 +99,19 @@ static void *sums_rank(void *p) {
     return NULL;
 }
 
-static void run_ranks(rm_comm **c, int n, void *(*fn)(void *), rank_arg *args) {
+static void run_ranks_on(rm_comm **c, int n, void *(*fn)(void *), rank_arg *args, void *stream) {
     pthread_t t[8];
     for (int r = 0; r < n; r++) {
         memset(&args[r], 0, sizeof args[r]);
         args[r].c = c[r];
         args[r].n = n;
+        args[r].stream = stream;
         pthread_create(&t[r], NULL, fn, &args[r]);
     }
     for (int r = 0; r < n; r++) pthread_join(t[r], NULL);
 }
+
+static void run_ranks(rm_comm **c, int n, void *(*fn)(void *), rank_arg *args) { run_ranks_on(c, n, fn, args, NULL); }
 
 static void test_sums(void) {
     for (int n = 1; n <= 5; n++) {
@@ -115,6 +126,88 @@ static void test_sums(void) {
         }
         for (int r = 0; r < n; r++) c[r]->ops->destroy(c[r]);
     }
+}
+
+/* ------------------------------------------------ the device path, on a stand-in device */
+
+/* "Device" memory is host memory here; the calls are counted. */
+static struct {
+    int sums, copies, syncs, allocs, releases, fail_alloc;
+    pthread_mutex_t mu;
+} fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+#define FAKE_STREAM ((void *)0x5)
+
+static void fake_count(int *n) {
+    pthread_mutex_lock(&fake.mu);
+    (*n)++;
+    pthread_mutex_unlock(&fake.mu);
+}
+static rm_status fake_sum(void *dst, void *const *srcs, int n_srcs, size_t offset, size_t count, rm_comm_dtype dt,
+                          void *stream, rm_err *err) {
+    if (stream != FAKE_STREAM) return rm_fail(err, RM_ERR_INTERNAL, "sum on another stream");
+    fake_count(&fake.sums);
+    rm_cpu_sum_ranks(dst, srcs, n_srcs, offset, offset + count, dt == RM_COMM_BF16);
+    return RM_OK;
+}
+static rm_status fake_copy(void *dst, const void *src, size_t bytes, void *stream, rm_err *err) {
+    if (stream != FAKE_STREAM) return rm_fail(err, RM_ERR_INTERNAL, "copy on another stream");
+    fake_count(&fake.copies);
+    memcpy(dst, src, bytes);
+    return RM_OK;
+}
+static rm_status fake_sync(void *stream, rm_err *err) {
+    if (stream != FAKE_STREAM) return rm_fail(err, RM_ERR_INTERNAL, "sync of another stream");
+    fake_count(&fake.syncs);
+    return RM_OK;
+}
+static rm_status fake_alloc(void **out, size_t bytes, rm_err *err) {
+    fake_count(&fake.allocs);
+    if (fake.fail_alloc) return rm_fail(err, RM_ERR_DEVICE, "stand-in device: out of memory for %zu bytes", bytes);
+    *out = malloc(bytes ? bytes : 1);
+    return *out ? RM_OK : rm_fail(err, RM_ERR_NOMEM, "malloc");
+}
+static void fake_release(void *p) {
+    fake_count(&fake.releases);
+    free(p);
+}
+static const rm_comm_device fake_device = {fake_sum, fake_copy, fake_sync, fake_alloc, fake_release};
+
+static void test_device_path(void) {
+    for (int n = 2; n <= 4; n++) {
+        memset(&fake, 0, offsetof(__typeof__(fake), mu));
+        rm_comm *c[8];
+        rm_err err = {0};
+        CHECK(rm_comm_threads_create(c, n, 30, &fake_device, &err) == RM_OK, "create %d on a device: %s", n, err.msg);
+        rank_arg a[8];
+        run_ranks_on(c, n, sums_rank, a, FAKE_STREAM);
+        for (int r = 0; r < n; r++)
+            CHECK(a[r].st == RM_OK && a[r].failures == 0, "device path, %d ranks, rank %d: %d values differ (%s)", n, r,
+                  a[r].failures, a[r].msg);
+        CHECK(fake.sums == n * ROUNDS && fake.copies == fake.sums && fake.allocs >= 1,
+              "device path, %d ranks: %d sums, %d copies, %d allocations", n, fake.sums, fake.copies, fake.allocs);
+        /* A host buffer on the same group still takes the host path. */
+        run_ranks(c, n, sums_rank, a);
+        for (int r = 0; r < n; r++) CHECK(a[r].st == RM_OK && a[r].failures == 0, "host buffers on a device group");
+        for (int r = 0; r < n; r++) c[r]->ops->destroy(c[r]);
+        CHECK(fake.releases == fake.allocs, "device scratch: %d allocations, %d released", fake.allocs, fake.releases);
+    }
+    /* The scratch cannot be had: every rank fails with the device's words. */
+    memset(&fake, 0, offsetof(__typeof__(fake), mu));
+    fake.fail_alloc = 1;
+    rm_comm *c[8];
+    rm_err err = {0};
+    CHECK(rm_comm_threads_create(c, 3, 30, &fake_device, &err) == RM_OK, "create: %s", err.msg);
+    rank_arg a[8];
+    run_ranks_on(c, 3, sums_rank, a, FAKE_STREAM);
+    for (int r = 0; r < 3; r++)
+        CHECK(a[r].st == RM_ERR_DEVICE && strstr(a[r].msg, "stand-in device: out of memory"), "rank %d: %s", r, a[r].msg);
+    for (int r = 0; r < 3; r++) c[r]->ops->destroy(c[r]);
+    /* A device buffer on a group made without device operations is refused. */
+    CHECK(rm_comm_threads_create(c, 2, 30, NULL, &err) == RM_OK, "create: %s", err.msg);
+    float x = 1;
+    CHECK(rm_comm_all_reduce(c[0], &x, 1, RM_COMM_F32, FAKE_STREAM, &err) == RM_ERR_INVALID_ARG &&
+              strstr(err.msg, "without device operations"), "%s", err.msg);
+    for (int r = 0; r < 2; r++) c[r]->ops->destroy(c[r]);
 }
 
 /* ------------------------------------------------ broadcast, barrier, mismatch */
@@ -291,6 +384,7 @@ static void test_inputs(void) {
 int main(void) {
     seed = test_seed();
     test_sums();
+    test_device_path();
     test_broadcast_mismatch();
     test_timeout();
     test_abort();
