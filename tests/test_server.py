@@ -575,8 +575,8 @@ def test_queue_and_auth():
 
     slow = threading.Thread(target=send, args=("slow", {"model": name, "messages": conv("hi", VERY_LONG)}))
     slow.start()
-    check(srv.wait_metric("nimreward_requests_in_flight", lambda v: v >= 1) and
-          srv.wait_metric("nimreward_queue_depth", lambda v: v == 0), "the slow request is running")
+    check(srv.wait_metric("nimreward_requests_scoring", lambda v: v >= 1) and
+          srv.wait_metric("nimreward_queue_depth", lambda v: v == 0), "the slow request is being scored")
     waiting = threading.Thread(target=send, args=("waiting", good))
     waiting.start()
     check(srv.wait_metric("nimreward_queue_depth", lambda v: v == 1), "the next one waits in the queue")
@@ -593,8 +593,8 @@ def test_queue_and_auth():
     ts = [threading.Thread(target=send, args=(t, {"model": name, "messages": conv("hi", text)}))
           for t, text in (("a", VERY_LONG), ("b", LONG))]
     ts[0].start()
-    check(srv.wait_metric("nimreward_requests_in_flight", lambda v: v >= 1) and
-          srv.wait_metric("nimreward_queue_depth", lambda v: v == 0), "one slow request running")
+    check(srv.wait_metric("nimreward_requests_scoring", lambda v: v >= 1) and
+          srv.wait_metric("nimreward_queue_depth", lambda v: v == 0), "one slow request being scored")
     ts[1].start()
     check(srv.wait_metric("nimreward_requests_in_flight", lambda v: v >= 2), "two requests in flight")
     rc = srv.stop()

@@ -27,6 +27,7 @@ struct srv_batcher {
     pthread_cond_t watch;         /* the watcher: an earlier deadline, or stop */
     srv_job *head, *tail;         /* the queue */
     size_t depth, depth_tokens;
+    size_t scoring;               /* requests inside an rm_score_batch call */
     srv_job *active_head, *active_tail;
     long arriving;
     int idle;                     /* workers waiting for a first job */
@@ -131,9 +132,10 @@ void srv_batcher_arriving(srv_batcher *b, int delta) {
     pthread_mutex_unlock(&b->lock);
 }
 
-size_t srv_batcher_depth(srv_batcher *b) {
+size_t srv_batcher_depth(srv_batcher *b, size_t *scoring) {
     pthread_mutex_lock(&b->lock);
     size_t d = b->depth;
+    if (scoring) *scoring = b->scoring;
     pthread_mutex_unlock(&b->lock);
     return d;
 }
@@ -190,6 +192,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_lock(&b->lock);
     while (wait_for_batch(b)) {
         size_t tokens, n = take_batch(b, jobs, &tokens);
+        b->scoring += n;
         if (b->head) pthread_cond_signal(&b->work);   /* what is left, for another worker */
         pthread_mutex_unlock(&b->lock);
 
@@ -201,6 +204,7 @@ static void *worker_main(void *arg) {
         srv_metrics_batch(b->metrics, n, tokens);
 
         pthread_mutex_lock(&b->lock);
+        b->scoring -= n;
         size_t n_ready = 0, n_dead = 0;
         for (size_t i = 0; i < n; i++) {
             srv_job *j = jobs[i];

@@ -82,7 +82,8 @@ int srv_batcher_submit(srv_batcher *b, srv_job *j);
 /* A chat completion began (+1) or ended without being submitted (-1): while
  * none is on its way, the batching window closes early. */
 void srv_batcher_arriving(srv_batcher *b, int delta);
-/* Requests waiting (not yet in a batch). */
-size_t srv_batcher_depth(srv_batcher *b);
+/* Requests waiting (not yet in a batch); *scoring (may be NULL) gets those
+ * inside an rm_score_batch call now. */
+size_t srv_batcher_depth(srv_batcher *b, size_t *scoring);
 
 #endif

@@ -288,8 +288,8 @@ static enum MHD_Result answer_get(req_ctx *r, route rt) {
     }
     case ROUTE_METRICS: {
         srv_text t = {0};
-        size_t depth = atomic_load(&s->ready) ? srv_batcher_depth(s->batcher) : 0;
-        srv_metrics_write(s->metrics, &t, depth, (size_t)atomic_load(&s->in_flight));
+        size_t scoring = 0, depth = atomic_load(&s->ready) ? srv_batcher_depth(s->batcher, &scoring) : 0;
+        srv_metrics_write(s->metrics, &t, depth, scoring, (size_t)atomic_load(&s->in_flight));
         char *body = srv_text_take(&t, &len);
         return answer(r, 200, body, len, "text/plain; version=0.0.4; charset=utf-8", NULL);
     }

@@ -101,7 +101,7 @@ static unsigned long long resident_bytes(void) {
     return ok ? resident * (unsigned long long)sysconf(_SC_PAGESIZE) : 0;
 }
 
-void srv_metrics_write(srv_metrics *m, srv_text *t, size_t queue_depth, size_t in_flight) {
+void srv_metrics_write(srv_metrics *m, srv_text *t, size_t queue_depth, size_t scoring, size_t in_flight) {
     pthread_mutex_lock(&m->lock);
     srv_text_puts(t, "# HELP nimreward_requests_total HTTP requests answered, by endpoint and status code.\n"
                      "# TYPE nimreward_requests_total counter\n");
@@ -129,6 +129,8 @@ void srv_metrics_write(srv_metrics *m, srv_text *t, size_t queue_depth, size_t i
     pthread_mutex_unlock(&m->lock);
     srv_text_printf(t, "# HELP nimreward_queue_depth Requests waiting for a batch.\n# TYPE nimreward_queue_depth gauge\n"
                        "nimreward_queue_depth %zu\n", queue_depth);
+    srv_text_printf(t, "# HELP nimreward_requests_scoring Requests inside an rm_score_batch call now.\n"
+                       "# TYPE nimreward_requests_scoring gauge\nnimreward_requests_scoring %zu\n", scoring);
     srv_text_printf(t, "# HELP nimreward_requests_in_flight Chat completions received and not yet answered.\n"
                        "# TYPE nimreward_requests_in_flight gauge\nnimreward_requests_in_flight %zu\n", in_flight);
     srv_text_printf(t, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

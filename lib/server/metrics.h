@@ -28,6 +28,6 @@ void srv_metrics_batch(srv_metrics *m, size_t requests, size_t tokens);
 void srv_metrics_tokens(srv_metrics *m, size_t tokens);
 
 /* Appends the exposition; queue_depth and in_flight are read by the caller. */
-void srv_metrics_write(srv_metrics *m, srv_text *out, size_t queue_depth, size_t in_flight);
+void srv_metrics_write(srv_metrics *m, srv_text *out, size_t queue_depth, size_t scoring, size_t in_flight);
 
 #endif
