@@ -191,36 +191,6 @@ static int head_values(rm_engine *e, const loaded *m, const row_check *c, const 
     return 1;
 }
 
-typedef struct batch_owner {
-    rm_batch b;
-    const int32_t **toks;
-    size_t *lens, *shared;
-    int32_t *parent;
-} batch_owner;
-
-static void make_batch(batch_owner *o, ref_row *rows, size_t n, int share) {
-    o->toks = malloc(n * sizeof *o->toks);
-    o->lens = malloc(n * sizeof *o->lens);
-    o->shared = calloc(n, sizeof *o->shared);
-    o->parent = malloc(n * sizeof *o->parent);
-    for (size_t s = 0; s < n; s++) {
-        o->toks[s] = rows[s].ids;
-        o->lens[s] = rows[s].n;
-        o->parent[s] = -1;
-        for (size_t j = 0; share && j < s; j++) {
-            size_t l = 0, lim = rows[s].n < rows[j].n ? rows[s].n : rows[j].n;
-            while (l < lim && rows[s].ids[l] == rows[j].ids[l]) l++;
-            if (l == rows[s].n) l--;
-            if (l > o->shared[s]) o->shared[s] = l, o->parent[s] = (int32_t)j;
-        }
-    }
-    o->b = (rm_batch){n, o->toks, o->lens, share ? o->parent : NULL, share ? o->shared : NULL};
-}
-
-static void free_batch(batch_owner *o) {
-    free(o->toks), free(o->lens), free(o->shared), free(o->parent);
-}
-
 typedef enum mode { ONE_AT_A_TIME, PACKED_SHARED, SPLIT_PASSES } mode;
 
 /* Every row of a reference file on the CUDA engine; returns the rows checked. */
@@ -277,7 +247,7 @@ static void fixture_file(const char *model, const char *ref, int principle, rm_d
         }
     } else {
         batch_owner bo;
-        make_batch(&bo, rows, n, 1);
+        make_batch(&bo, rows, n, 1, 0);
         ok_forward = E->forward(e, &bo.b, hidden, &err) == RM_OK;
         free_batch(&bo);
     }
@@ -508,7 +478,7 @@ static void threads(void) {
         size_t H = (size_t)m.cfg.hidden;
         for (int k = 0; k < NB; k++) {
             size_t first = (size_t)k * (n / NB), count = n / NB;
-            make_batch(&bo[k], rows + first, count, k % 2);
+            make_batch(&bo[k], rows + first, count, k % 2, 0);
             alone[k] = malloc(count * H * sizeof(float));
             rm_err err = {0};
             CHECK(E->forward(e, &bo[k].b, alone[k], &err) == RM_OK, "alone: %s", err.msg);

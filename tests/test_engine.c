@@ -187,42 +187,6 @@ static void reference_file(const char *model, const char *ref, int principle) {
 
 /* ---------------------------------------------------------------- batches */
 
-typedef struct batch_owner {
-    rm_batch b;
-    const int32_t **toks;
-    size_t *lens, *shared;
-    int32_t *parent;
-} batch_owner;
-
-/* A batch of the rows; with `share`, each sequence shares its longest common
- * prefix with an earlier one (capped at n - 1 unless full_share). */
-static void make_batch(batch_owner *o, ref_row *rows, size_t n, int share, int full_share) {
-    o->toks = malloc(n * sizeof *o->toks);
-    o->lens = malloc(n * sizeof *o->lens);
-    o->shared = calloc(n, sizeof *o->shared);
-    o->parent = malloc(n * sizeof *o->parent);
-    for (size_t s = 0; s < n; s++) {
-        o->toks[s] = rows[s].ids;
-        o->lens[s] = rows[s].n;
-        o->parent[s] = -1;
-        for (size_t j = 0; share && j < s; j++) {
-            size_t l = 0, lim = rows[s].n < rows[j].n ? rows[s].n : rows[j].n;
-            while (l < lim && rows[s].ids[l] == rows[j].ids[l]) l++;
-            if (!full_share && l == rows[s].n) l--;
-            if (l > o->shared[s]) o->shared[s] = l, o->parent[s] = (int32_t)j;
-        }
-    }
-    rm_batch b = {n, o->toks, o->lens, share ? o->parent : NULL, share ? o->shared : NULL};
-    o->b = b;
-}
-
-static void free_batch(batch_owner *o) {
-    free(o->toks);
-    free(o->lens);
-    free(o->shared);
-    free(o->parent);
-}
-
 static size_t unique_rows(const batch_owner *o) {
     size_t r = 0;
     for (size_t s = 0; s < o->b.n_seqs; s++) r += o->lens[s] - (o->b.shared_len ? o->shared[s] : 0);
