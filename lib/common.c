@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,6 +179,39 @@ void rm_ids_release(rm_ids *v) {
 }
 
 /* ---------------------------------------------------------------- files and text */
+
+rm_status rm_map_file(const char *path, void **map, size_t *len, rm_err *err) {
+    *map = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rm_fail(err, RM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return rm_fail(err, RM_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return rm_fail(err, RM_ERR_LIMIT, "%s: too large to map", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return RM_OK;
+    }
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd);
+    if (m == MAP_FAILED)
+        return rm_fail(err, map_errno == ENOMEM ? RM_ERR_NOMEM : RM_ERR_IO, "%s: cannot map %lld bytes: %s", path,
+                       (long long)sb.st_size, strerror(map_errno));
+    *map = m;
+    *len = (size_t)sb.st_size;
+    return RM_OK;
+}
+
+void rm_unmap_file(void *map, size_t len) {
+    if (map) munmap(map, len);
+}
 
 rm_status rm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, rm_err *err) {
     *out = NULL;

@@ -95,6 +95,13 @@ RM_INTERNAL void rm_ids_release(rm_ids *v);
  * buffer from rm_malloc. Errors: RM_ERR_IO (missing, unreadable), RM_ERR_LIMIT. */
 RM_INTERNAL rm_status rm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                                    rm_err *err);
+/* Maps a whole regular file read-only (private): *map and *len; the
+ * descriptor is closed, the mapping keeps the file. An empty file gives
+ * *map NULL, *len 0 and RM_OK (the caller's size check says what is wrong
+ * with it). Errors: RM_ERR_IO (missing, not a regular file, mmap failed),
+ * RM_ERR_NOMEM, RM_ERR_LIMIT. Undo with rm_unmap_file. */
+RM_INTERNAL rm_status rm_map_file(const char *path, void **map, size_t *len, rm_err *err);
+RM_INTERNAL void rm_unmap_file(void *map, size_t len);
 /* Joins dir and name into a new string from rm_malloc, or NULL. */
 RM_INTERNAL char *rm_path_join(const char *dir, const char *name);
 /* Returns the byte offset of the first invalid UTF-8 sequence, or len when all valid. */

@@ -7,12 +7,9 @@
 #include "weights.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -128,7 +125,7 @@ static void shard_close(shard *s) {
     for (size_t i = 0; i < s->n_adopted; i++) rm_mfree((char *)s->adopted[i].name);
     rm_mfree(s->adopted);
     rm_mfree(s->blob);
-    if (s->map) munmap(s->map, s->map_len);
+    rm_unmap_file(s->map, s->map_len);
     rm_mfree(s->file);
     rm_mfree(s->path);
     memset(s, 0, sizeof *s);
@@ -136,30 +133,17 @@ static void shard_close(shard *s) {
 
 /* Maps s->path read-only and validates its header. */
 static rm_status shard_open(shard *s, rm_err *err) {
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rm_fail(err, RM_ERR_IO, "%s: cannot open: %s", s->path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return rm_fail(err, RM_ERR_IO, "%s: not a regular file", s->path);
+    void *map;
+    size_t len;
+    rm_status st = rm_map_file(s->path, &map, &len, err);
+    if (st) return st;
+    if (len < 8) {
+        rm_unmap_file(map, len);
+        return rm_fail(err, RM_ERR_FORMAT, "%s: truncated: %zu bytes, shorter than the 8-byte header length", s->path,
+                       len);
     }
-    if (sb.st_size < 8) {
-        close(fd);
-        return rm_fail(err, RM_ERR_FORMAT, "%s: truncated: %lld bytes, shorter than the 8-byte header length",
-                       s->path, (long long)sb.st_size);
-    }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return rm_fail(err, RM_ERR_LIMIT, "%s: too large to map", s->path);
-    }
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);              /* the mapping keeps the file alive */
-    if (map == MAP_FAILED)
-        return rm_fail(err, map_errno == ENOMEM ? RM_ERR_NOMEM : RM_ERR_IO, "%s: cannot map %lld bytes: %s",
-                       s->path, (long long)sb.st_size, strerror(map_errno));
     s->map = map;
-    s->map_len = (size_t)sb.st_size;
+    s->map_len = len;
     return rm_st_parse(&s->st, map, s->map_len, s->path, err);
 }
 

@@ -8,12 +8,10 @@
 #include "pack/pack.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -282,25 +280,17 @@ static rm_status parse_tensor(const rm_pack *p, const char *path, json_t *e, siz
 /* Maps the rank file and checks its frame: size, magics, index placement and checksum. */
 static rm_status map_rank(const rm_pack *p, const pack_file *pf, const char *path, uint8_t **map, size_t *len,
                           uint64_t *index_at, uint64_t *index_len, rm_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rm_fail(err, RM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return rm_fail(err, RM_ERR_IO, "%s: not a regular file", path);
+    void *m;
+    size_t n;
+    rm_status st = rm_map_file(path, &m, &n, err);
+    if (st) return st;
+    if ((uint64_t)n != pf->bytes) {
+        rm_unmap_file(m, n);
+        return rm_fail(err, RM_ERR_FORMAT, "%s: %zu bytes, but %s says %llu: the file is %s", path, n, p->manifest,
+                       (unsigned long long)pf->bytes, (uint64_t)n < pf->bytes ? "truncated" : "not the one the pack was made with");
     }
-    if ((uint64_t)sb.st_size != pf->bytes) {
-        close(fd);
-        return rm_fail(err, RM_ERR_FORMAT, "%s: %lld bytes, but %s says %llu: the file is %s", path,
-                       (long long)sb.st_size, p->manifest, (unsigned long long)pf->bytes,
-                       (uint64_t)sb.st_size < pf->bytes ? "truncated" : "not the one the pack was made with");
-    }
-    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (m == MAP_FAILED) return rm_fail(err, RM_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
     *map = m;
-    *len = (size_t)sb.st_size;
+    *len = n;
     const uint8_t *b = m, *tr = b + *len - RM_PACK_TRAILER_BYTES;
     if (memcmp(b, RM_PACK_MAGIC, 8) != 0 || memcmp(tr + 16, RM_PACK_END_MAGIC, 8) != 0)
         return rm_fail(err, RM_ERR_FORMAT, "%s: not a nimreward pack rank file (bad magic)", path);
@@ -465,7 +455,7 @@ rm_status rm_pack_read_rank(const rm_pack *p, int rank, int n_threads, rm_pack_r
 done:
     rm_mfree(jobs);
     json_decref(index);
-    if (map) munmap(map, len);
+    rm_unmap_file(map, len);
     rm_mfree(path);
     if (st) rm_pack_rank_free(out);
     return st;
