@@ -632,10 +632,9 @@ static int bench_cpu(const opts *o) {
     if (!ok) fprintf(stderr, "error: out of memory for the token lists\n");
     printf("\nGEMM/s: the projections' FLOPs over the time spent in them; pass/s: GEMM and attention FLOPs over the\n"
            "pass's wall time; %%peak: of the peak of the kernel's instructions on these threads (the highest of its\n"
-           "measurements at the start and after each pass); %%core: the same\n"
-           "FLOPs over CPU seconds, of the per-core peak (what the cores gave when this run had them: robust to\n"
-           "other processes' load, and it counts threads spinning at barriers); tokens/s counts all a batch's\n"
-           "tokens\n");
+           "measurements at the start and after each pass); %%core: the same FLOPs over CPU seconds, of the\n"
+           "per-core peak (what the cores gave when this run had them: robust to other processes' load, and it\n"
+           "counts threads spinning at barriers); tokens/s counts all a batch's tokens\n");
     const int modes[4][2] = {{D_FP32, W_INPLACE}, {D_FP32, W_RESIDENT}, {D_FP32, W_STREAM}, {D_BF16, W_INPLACE}};
     for (int i = 0; ok && i < 4; i++)
         if ((o->dtypes & modes[i][0]) && (modes[i][0] == D_BF16 || (o->weights & modes[i][1])))
